@@ -1,0 +1,212 @@
+import { z } from "zod";
+
+/**
+ * Typed, validated stack configuration. Every setting of a stack is read here,
+ * once; components receive plain typed values and never read config
+ * themselves. Stacks differ only in these values (see Pulumi.<stack>.yaml).
+ */
+
+/** CloudWatch Logs accepts only these retention periods (PutRetentionPolicy). */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
+  3653,
+] as const;
+
+const httpsUrl = z
+  .url({ protocol: /^https$/, error: "must be an https:// URL" })
+  .refine((u) => !u.endsWith("/"), "must not end with '/'");
+
+const intIn = (min: number, max: number) =>
+  z.coerce
+    .number({ error: "must be a whole number" })
+    .int("must be a whole number")
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+
+const bool = z.preprocess(
+  (v) => (v === "true" ? true : v === "false" ? false : v),
+  z.boolean({ error: "must be true or false" }),
+);
+
+const oktaSchema = z.strictObject({
+  issuer: httpsUrl,
+  audience: z.string().min(1, "must not be empty"),
+  allowedClientIds: z
+    .array(z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, "must be an Okta client id"))
+    .min(1, "must list at least one client id"),
+  /** @default `${issuer}/v1/keys` */
+  jwksUri: httpsUrl.optional(),
+  /** The access-token claim that carries the caller's organisation. @default "org" */
+  orgClaim: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, "must be a claim name")
+    .default("org"),
+});
+
+const apiSchema = z.strictObject({
+  throttlingRateLimit: intIn(1, 10_000),
+  throttlingBurstLimit: intIn(1, 5_000),
+  /** API Gateway caches authorizer results at most 3600 s. @default 300 */
+  authorizerCacheTtlSeconds: intIn(0, 3600).default(300),
+  wafEnabled: bool,
+  /** WAF rate-based rules take 10..2,000,000,000 requests per 5 minutes. */
+  wafRateLimitPer5Min: intIn(10, 2_000_000_000),
+});
+
+const lambdaSchema = z.strictObject({
+  memorySizeMb: intIn(128, 10_240),
+  timeoutSeconds: intIn(1, 29),
+  /** Reserved concurrency bounds every function of the stack. */
+  reservedConcurrency: intIn(1, 1000),
+});
+
+const schema = z
+  .object({
+    region: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region like us-east-1"),
+    prefix: z
+      .string()
+      .regex(
+        /^[a-z][a-z0-9-]{2,19}$/,
+        "must be 3-20 characters of a-z, 0-9 and '-', starting with a letter",
+      ),
+    owner: z.string().min(1, "must name the owning team"),
+    dataClassification: z.enum(["phi", "pii", "confidential", "internal"], {
+      error: "must be one of phi, pii, confidential, internal",
+    }),
+    protect: bool,
+    logRetentionDays: z.coerce
+      .number()
+      .refine(
+        (n) => (LOG_RETENTION_DAYS as readonly number[]).includes(n),
+        `must be one of ${LOG_RETENTION_DAYS.join(", ")}`,
+      ),
+    logLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"], {
+      error: "must be one of DEBUG, INFO, WARN, ERROR",
+    }),
+    /** KMS accepts a pending-deletion window of 7..30 days. */
+    kmsDeletionWindowDays: intIn(7, 30),
+    /** How long handlers cache a secret value. @default 300 */
+    secretCacheTtlSeconds: intIn(0, 3600).default(300),
+    okta: oktaSchema,
+    api: apiSchema,
+    lambda: lambdaSchema,
+  })
+  .superRefine((c, ctx) => {
+    if (c.api.throttlingBurstLimit < c.api.throttlingRateLimit) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["api", "throttlingBurstLimit"],
+        message: `must be at least api.throttlingRateLimit (${c.api.throttlingRateLimit})`,
+      });
+    }
+  });
+
+export type StackConfig = z.infer<typeof schema> & {
+  stack: string;
+  okta: z.infer<typeof oktaSchema> & { jwksUri: string };
+  tags: Record<string, string>;
+};
+
+/** Example values shown in error messages, by top-level key. */
+const EXAMPLES: Record<string, string> = {
+  region: "us-east-1",
+  prefix: "hoth-dev",
+  owner: "data-platform-team",
+  dataClassification: "phi",
+  protect: "true",
+  logRetentionDays: "30",
+  logLevel: "INFO",
+  kmsDeletionWindowDays: "30",
+  secretCacheTtlSeconds: "300",
+  "okta.issuer": "https://example.okta.com/oauth2/default",
+  "okta.audience": "api://hoth",
+  "okta.allowedClientIds[0]": "0oa1b2c3d4",
+};
+
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly problems: string[],
+  ) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Where each setting lives: `aws:region` belongs to the AWS provider. */
+function configKey(path: PropertyKey[]): { key: string; setPath: string } {
+  const [head, ...rest] = path.map(String);
+  const ns = head === "region" ? "aws" : "hoth";
+  const dotted = [head, ...rest].reduce((acc, p) =>
+    /^\d+$/.test(p) ? `${acc}[${p}]` : `${acc}.${p}`,
+  );
+  const key = `${ns}:${dotted}`;
+  return { key, setPath: rest.length ? `--path '${key}'` : key };
+}
+
+function decode(value: string | undefined): unknown {
+  if (value === undefined) return undefined;
+  const t = value.trim();
+  if (t.startsWith("{") || t.startsWith("[")) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}
+
+/**
+ * Parses a stack's configuration as Pulumi hands it over (`namespace:key` ->
+ * string, structured values as JSON) and throws a ConfigError whose message
+ * names every offending key and the command that fixes it.
+ */
+export function parseStackConfig(stack: string, raw: Record<string, string>): StackConfig {
+  const input: Record<string, unknown> = { region: decode(raw["aws:region"]) };
+  for (const [k, v] of Object.entries(raw)) {
+    if (k.startsWith("hoth:")) input[k.slice(5)] = decode(v);
+  }
+  const known = new Set(Object.keys(schema.shape));
+  const problems: string[] = [];
+  for (const k of Object.keys(input)) {
+    if (!known.has(k)) {
+      problems.push(
+        `hoth:${k}: is not a setting of this project; remove it (pulumi config rm hoth:${k} --stack ${stack})`,
+      );
+    }
+  }
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const { key, setPath } = configKey(issue.path);
+      const missing = issue.code === "invalid_type" && issue.input === undefined;
+      const what = missing ? "is required" : issue.message;
+      const example = EXAMPLES[issue.path.map(String).join(".")] ?? "<value>";
+      problems.push(
+        `${key}: ${what}; set it with: pulumi config set ${setPath} ${example} --stack ${stack}`,
+      );
+    }
+  }
+  if (problems.length || !result.success) {
+    throw new ConfigError(
+      `Invalid configuration for stack '${stack}':\n  - ${problems.join("\n  - ")}`,
+      problems,
+    );
+  }
+  const c = result.data;
+  return {
+    ...c,
+    stack,
+    okta: { ...c.okta, jwksUri: c.okta.jwksUri ?? `${c.okta.issuer}/v1/keys` },
+    tags: {
+      project: "hoth",
+      stack,
+      owner: c.owner,
+      "data-classification": c.dataClassification,
+    },
+  };
+}
+
+/** The tag keys every taggable resource must carry (enforced by the policy pack). */
+export const REQUIRED_TAGS = ["project", "stack", "owner", "data-classification"] as const;

@@ -1,0 +1,74 @@
+/**
+ * The API's route table, defined once as data. It drives the API Gateway
+ * resources and methods (AuthorizedApi), the authorizer's decisions, the app
+ * handler's router, the OpenAPI description and the local API emulator.
+ */
+
+export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE" | "PATCH";
+
+/** SMART on FHIR access a route needs: a resource type and an interaction. */
+export interface ScopeRequirement {
+  /** FHIR resource type, e.g. "Patient". */
+  resource: string;
+  /** SMART v2 permission letter: c(reate) r(ead) u(pdate) d(elete) s(earch). */
+  access: "c" | "r" | "u" | "d" | "s";
+}
+
+export interface Route {
+  method: HttpMethod;
+  /** API Gateway resource path; `{name}` marks a path parameter. */
+  path: string;
+  /** The Lambda that serves it. */
+  handler: "app";
+  /**
+   * Scopes that grant access; any one suffices. Empty: any valid token of an
+   * allowed client may call it.
+   */
+  anyOf: ScopeRequirement[];
+  summary: string;
+}
+
+export const ROUTES: readonly Route[] = [
+  {
+    method: "POST",
+    path: "/health",
+    handler: "app",
+    anyOf: [],
+    summary: "Health of the API and its secret store",
+  },
+];
+
+/** Matches a concrete path against a route path template; returns its parameters. */
+export function matchPath(template: string, path: string): Record<string, string> | undefined {
+  const t = template.split("/");
+  const p = path.split("/");
+  if (t.length !== p.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < t.length; i++) {
+    const m = /^\{(\w+)\}$/.exec(t[i]);
+    if (m) {
+      if (!p[i]) return undefined;
+      params[m[1]] = decodeURIComponent(p[i]);
+    } else if (t[i] !== p[i]) {
+      return undefined;
+    }
+  }
+  return params;
+}
+
+export type Resolution =
+  | { kind: "route"; route: Route; params: Record<string, string> }
+  | { kind: "method-not-allowed"; allow: HttpMethod[] }
+  | { kind: "not-found" };
+
+/** Resolves a request to a route, or says whether the path exists with other methods. */
+export function resolveRoute(method: string, path: string, routes = ROUTES): Resolution {
+  const onPath = routes
+    .map((route) => ({ route, params: matchPath(route.path, path) }))
+    .filter((m): m is { route: Route; params: Record<string, string> } => m.params !== undefined);
+  const hit = onPath.find((m) => m.route.method === method);
+  if (hit) return { kind: "route", ...hit };
+  if (onPath.length)
+    return { kind: "method-not-allowed", allow: onPath.map((m) => m.route.method) };
+  return { kind: "not-found" };
+}

@@ -1,0 +1,83 @@
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import { resolveRoute } from "../components/routes";
+import { envSeconds, requireEnv } from "./lib/env";
+import type { RouteImpl } from "./lib/http";
+import { correlationId, createLogger } from "./lib/logger";
+import { outcomeResponse } from "./lib/outcome";
+import { SecretCache, SecretUnavailableError } from "./lib/secrets";
+import { health } from "./routes/health";
+
+// Clients, settings and caches live at module scope: one per container.
+const logger = createLogger("hoth-app");
+const settings = {
+  stack: process.env.STACK ?? "local",
+  version: process.env.HOTH_VERSION ?? "dev",
+  appSecretId: requireEnv("APP_SECRET_ID"),
+};
+const secrets = new SecretCache(
+  new SecretsManagerClient({ maxAttempts: 2 }),
+  envSeconds("SECRET_CACHE_TTL_SECONDS", 300),
+);
+
+/** Route implementations by "METHOD path", matching components/routes.ts. */
+const implementations: Record<string, RouteImpl> = {
+  "POST /health": health(settings, secrets),
+};
+
+export const handler = async (
+  event: APIGatewayProxyEvent,
+  context: Context,
+): Promise<APIGatewayProxyResult> => {
+  const cid = correlationId(event.headers, event.requestContext?.requestId ?? context.awsRequestId);
+  logger.addContext(context);
+  logger.appendKeys({ correlationId: cid });
+  const echo = { "X-Correlation-Id": cid };
+  try {
+    const resolved = resolveRoute(event.httpMethod, event.path);
+    if (resolved.kind === "not-found") {
+      return outcomeResponse(
+        404,
+        "not-found",
+        `No route for ${event.httpMethod} ${event.path}`,
+        echo,
+      );
+    }
+    if (resolved.kind === "method-not-allowed") {
+      return outcomeResponse(
+        405,
+        "not-supported",
+        `Method ${event.httpMethod} is not allowed here`,
+        {
+          ...echo,
+          Allow: resolved.allow.join(", "),
+        },
+      );
+    }
+    const { route, params } = resolved;
+    const impl = implementations[`${route.method} ${route.path}`];
+    const response = await impl({ event, params, correlationId: cid, logger });
+    return { ...response, headers: { ...response.headers, ...echo } };
+  } catch (error) {
+    return errorResponse(error, echo);
+  } finally {
+    logger.removeKeys(["correlationId"]);
+  }
+};
+
+/** The one place where errors become responses. Logs the class, never a value. */
+function errorResponse(error: unknown, headers: Record<string, string>): APIGatewayProxyResult {
+  const errorClass = error instanceof Error ? error.name : typeof error;
+  if (error instanceof SecretUnavailableError) {
+    const cause = error.cause instanceof Error ? error.cause.name : undefined;
+    logger.error("secret unavailable", { errorClass, cause });
+    return outcomeResponse(
+      503,
+      "transient",
+      "A required secret is unavailable; retry later",
+      headers,
+    );
+  }
+  logger.error("unhandled error", { errorClass });
+  return outcomeResponse(500, "exception", "Internal error", headers);
+}
