@@ -134,14 +134,22 @@ export class ConfigError extends Error {
 }
 
 /** Where each setting lives: `aws:region` belongs to the AWS provider. */
-function configKey(path: PropertyKey[]): { key: string; setPath: string } {
+function configKey(path: PropertyKey[]): { key: string; dotted: string; setPath: string } {
   const [head, ...rest] = path.map(String);
   const ns = head === "region" ? "aws" : "hoth";
   const dotted = [head, ...rest].reduce((acc, p) =>
     /^\d+$/.test(p) ? `${acc}[${p}]` : `${acc}.${p}`,
   );
   const key = `${ns}:${dotted}`;
-  return { key, setPath: rest.length ? `--path '${key}'` : key };
+  return { key, dotted, setPath: rest.length ? `--path '${key}'` : key };
+}
+
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  return path.reduce<unknown>(
+    (node, p) =>
+      node && typeof node === "object" ? (node as Record<PropertyKey, unknown>)[p] : undefined,
+    input,
+  );
 }
 
 function decode(value: string | undefined): unknown {
@@ -179,10 +187,10 @@ export function parseStackConfig(stack: string, raw: Record<string, string>): St
   const result = schema.safeParse(input);
   if (!result.success) {
     for (const issue of result.error.issues) {
-      const { key, setPath } = configKey(issue.path);
-      const missing = issue.code === "invalid_type" && issue.input === undefined;
+      const { key, dotted, setPath } = configKey(issue.path);
+      const missing = issue.code === "invalid_type" && valueAt(input, issue.path) === undefined;
       const what = missing ? "is required" : issue.message;
-      const example = EXAMPLES[issue.path.map(String).join(".")] ?? "<value>";
+      const example = EXAMPLES[dotted] ?? "<value>";
       problems.push(
         `${key}: ${what}; set it with: pulumi config set ${setPath} ${example} --stack ${stack}`,
       );

@@ -155,6 +155,14 @@ export function find(type: string, name: string): Recorded {
   return hits[0];
 }
 
+/** An input as a plain value: mocks see `pulumi.secret` inputs wrapped with a signature key. */
+export function plain(value: unknown): unknown {
+  const sig = "4dabf18193072939515e22adb298388d";
+  return value && typeof value === "object" && sig in value
+    ? (value as unknown as { value: unknown }).value
+    : value;
+}
+
 /** A JSON policy input, parsed. */
 export const doc = (r: Recorded, key = "policy") => JSON.parse(r.inputs[key] as string);
 

@@ -1,0 +1,52 @@
+import { spawnSync } from "node:child_process";
+
+/** Shared measurement helpers for the benchmarks. Figures only; no pass/fail. */
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+/**
+ * Cold module load of a bundle: `runs` fresh Node processes each require it
+ * once. Returns the in-process load times (ms, excluding Node's own start)
+ * and the whole-process wall times (ms).
+ */
+export function coldLoad(
+  bundlePath: string,
+  env: Record<string, string>,
+  runs = 20,
+): { loadMs: number[]; processMs: number[] } {
+  const script = `const t=process.hrtime.bigint();require(${JSON.stringify(bundlePath)});process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6));`;
+  const loadMs: number[] = [];
+  const processMs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const started = process.hrtime.bigint();
+    const run = spawnSync(process.execPath, ["-e", script], {
+      env: { ...process.env, ...env },
+      encoding: "utf8",
+    });
+    processMs.push(Number(process.hrtime.bigint() - started) / 1e6);
+    if (run.status !== 0) throw new Error(`loading ${bundlePath} failed: ${run.stderr}`);
+    loadMs.push(Number(run.stdout));
+  }
+  return { loadMs, processMs };
+}
+
+export const ms = (n: number) => `${n.toFixed(2)} ms`;
+
+/** Prints rows as an aligned Markdown table. */
+export function table(header: string[], rows: (string | number)[][]): void {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const r of cells.slice(1)) console.log(line(r));
+}

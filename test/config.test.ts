@@ -1,0 +1,156 @@
+import * as assert from "node:assert/strict";
+import { ConfigError, parseStackConfig } from "../components/config";
+import { stackConfig } from "./harness";
+
+function problemsOf(stack: string, overrides: Record<string, string | undefined>): string[] {
+  const raw = { ...stackConfig(stack), ...overrides };
+  for (const [k, v] of Object.entries(overrides)) if (v === undefined) delete raw[k];
+  try {
+    parseStackConfig(stack, raw as Record<string, string>);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    assert.ok(e.message.startsWith(`Invalid configuration for stack '${stack}':`));
+    return e.problems;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+const okta = (o: Record<string, unknown>) =>
+  JSON.stringify({
+    issuer: "https://x.okta.com/oauth2/default",
+    audience: "api://hoth",
+    allowedClientIds: ["0oa1"],
+    ...o,
+  });
+
+describe("stack configuration", () => {
+  it("parses the three stack files into typed settings that differ only in data", () => {
+    const [dev, test, prod] = ["dev", "test", "prod"].map((s) =>
+      parseStackConfig(s, stackConfig(s)),
+    );
+    assert.deepEqual(
+      [dev, test, prod].map((c) => [
+        c.prefix,
+        c.protect,
+        c.logRetentionDays,
+        c.api.wafEnabled,
+        c.kmsDeletionWindowDays,
+      ]),
+      [
+        ["hoth-dev", false, 14, false, 7],
+        ["hoth-test", false, 30, true, 14],
+        ["hoth-prod", true, 365, true, 30],
+      ],
+    );
+    assert.equal(prod.okta.jwksUri, "https://hoth.okta.com/oauth2/default/v1/keys");
+    assert.equal(prod.okta.orgClaim, "org");
+    assert.deepEqual(prod.tags, {
+      project: "hoth",
+      stack: "prod",
+      owner: "data-platform-team",
+      "data-classification": "phi",
+    });
+  });
+
+  it("keeps an explicit jwksUri", () => {
+    const c = parseStackConfig("dev", {
+      ...stackConfig("dev"),
+      "hoth:okta": okta({ jwksUri: "https://keys.example.com/jwks" }),
+    });
+    assert.equal(c.okta.jwksUri, "https://keys.example.com/jwks");
+  });
+
+  const cases: [string, Record<string, string | undefined>, string][] = [
+    [
+      "a missing prefix",
+      { "hoth:prefix": undefined },
+      "hoth:prefix: is required; set it with: pulumi config set hoth:prefix hoth-dev --stack dev",
+    ],
+    [
+      "a prefix with capitals",
+      { "hoth:prefix": "Hoth" },
+      "hoth:prefix: must be 3-20 characters of a-z, 0-9 and '-', starting with a letter; set it with: pulumi config set hoth:prefix hoth-dev --stack dev",
+    ],
+    [
+      "a missing region",
+      { "aws:region": undefined },
+      "aws:region: is required; set it with: pulumi config set aws:region us-east-1 --stack dev",
+    ],
+    [
+      "a retention CloudWatch does not offer",
+      { "hoth:logRetentionDays": "10" },
+      "hoth:logRetentionDays: must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653; set it with: pulumi config set hoth:logRetentionDays 30 --stack dev",
+    ],
+    [
+      "a KMS deletion window over 30 days",
+      { "hoth:kmsDeletionWindowDays": "45" },
+      "hoth:kmsDeletionWindowDays: must be at most 30; set it with: pulumi config set hoth:kmsDeletionWindowDays 30 --stack dev",
+    ],
+    [
+      "protect that is not a boolean",
+      { "hoth:protect": "yes" },
+      "hoth:protect: must be true or false; set it with: pulumi config set hoth:protect true --stack dev",
+    ],
+    [
+      "an http issuer",
+      { "hoth:okta": okta({ issuer: "http://x.okta.com/oauth2/default" }) },
+      "hoth:okta.issuer: must be an https:// URL; set it with: pulumi config set --path 'hoth:okta.issuer' https://example.okta.com/oauth2/default --stack dev",
+    ],
+    [
+      "an issuer with a trailing slash",
+      { "hoth:okta": okta({ issuer: "https://x.okta.com/oauth2/default/" }) },
+      "hoth:okta.issuer: must not end with '/'; set it with: pulumi config set --path 'hoth:okta.issuer' https://example.okta.com/oauth2/default --stack dev",
+    ],
+    [
+      "no allowed client ids",
+      { "hoth:okta": okta({ allowedClientIds: [] }) },
+      "hoth:okta.allowedClientIds: must list at least one client id; set it with: pulumi config set --path 'hoth:okta.allowedClientIds' <value> --stack dev",
+    ],
+    [
+      "a malformed client id",
+      { "hoth:okta": okta({ allowedClientIds: ["bad id!"] }) },
+      "hoth:okta.allowedClientIds[0]: must be an Okta client id; set it with: pulumi config set --path 'hoth:okta.allowedClientIds[0]' 0oa1b2c3d4 --stack dev",
+    ],
+    [
+      "a burst limit below the rate limit",
+      {
+        "hoth:api": JSON.stringify({
+          throttlingRateLimit: 100,
+          throttlingBurstLimit: 10,
+          wafEnabled: false,
+          wafRateLimitPer5Min: 100,
+        }),
+      },
+      "hoth:api.throttlingBurstLimit: must be at least api.throttlingRateLimit (100); set it with: pulumi config set --path 'hoth:api.throttlingBurstLimit' <value> --stack dev",
+    ],
+    [
+      "a Lambda timeout over API Gateway's 29 s",
+      {
+        "hoth:lambda": JSON.stringify({
+          memorySizeMb: 512,
+          timeoutSeconds: 60,
+          reservedConcurrency: 5,
+        }),
+      },
+      "hoth:lambda.timeoutSeconds: must be at most 29; set it with: pulumi config set --path 'hoth:lambda.timeoutSeconds' <value> --stack dev",
+    ],
+    [
+      "an unknown setting",
+      { "hoth:retention": "30" },
+      "hoth:retention: is not a setting of this project; remove it (pulumi config rm hoth:retention --stack dev)",
+    ],
+  ];
+  for (const [what, overrides, message] of cases) {
+    it(`rejects ${what}, naming the key and the fix`, () => {
+      assert.deepEqual(problemsOf("dev", overrides), [message]);
+    });
+  }
+
+  it("reports every problem at once", () => {
+    const problems = problemsOf("prod", { "hoth:prefix": "X", "hoth:logLevel": "LOUD" });
+    assert.deepEqual(
+      problems.map((p) => p.split(":").slice(0, 2).join(":")),
+      ["hoth:prefix", "hoth:logLevel"],
+    );
+  });
+});
