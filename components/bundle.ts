@@ -13,6 +13,7 @@ export interface Bundle {
 }
 
 const ROOT = path.join(__dirname, "..");
+const built = new Map<string, Bundle>();
 
 /**
  * Bundles one handler for the `nodejs22.x` runtime: a single minified
@@ -24,6 +25,9 @@ export function bundleHandler(
   name: HandlerName,
   version = process.env.HOTH_VERSION ?? "dev",
 ): Bundle {
+  const key = `${name}@${version}`;
+  const cached = built.get(key);
+  if (cached) return cached;
   const result = esbuild.buildSync({
     entryPoints: [path.join(ROOT, HANDLERS[name])],
     absWorkingDir: ROOT,
@@ -45,5 +49,7 @@ export function bundleHandler(
     if (!f) throw new Error(`esbuild produced no ${suffix} for ${name}`);
     return f.text;
   };
-  return { code: file("index.js"), sourceMap: file("index.js.map") };
+  const bundle = { code: file("index.js"), sourceMap: file("index.js.map") };
+  built.set(key, bundle);
+  return bundle;
 }
