@@ -1,6 +1,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { AuthorizedApi } from "./components/authorizedApi";
 import { parseStackConfig, type StackConfig } from "./components/config";
+import { DeliveryPipeline } from "./components/deliveryPipeline";
 import { SecretStore } from "./components/secretStore";
 
 /**
@@ -32,13 +34,55 @@ function compose(config: StackConfig) {
         jwksUri: config.okta.jwksUri,
       },
       deletionWindowInDays: config.kmsDeletionWindowDays,
-      viaServices: ["secretsmanager"],
+      // Secrets, and the pipeline's artifacts (S3) and notifications (SNS).
+      viaServices: ["secretsmanager", "s3", "sns"],
+      servicePrincipals: ["events.amazonaws.com"],
     },
     opts,
   );
+
+  const api = new AuthorizedApi(
+    "hoth",
+    {
+      prefix: config.prefix,
+      stageName: config.stack,
+      accountId: caller.accountId,
+      secrets,
+      logRetentionDays: config.logRetentionDays,
+      logLevel: config.logLevel,
+      secretCacheTtlSeconds: config.secretCacheTtlSeconds,
+      lambda: config.lambda,
+      throttling: {
+        rateLimit: config.api.throttlingRateLimit,
+        burstLimit: config.api.throttlingBurstLimit,
+      },
+      authorizerCacheTtlSeconds: config.api.authorizerCacheTtlSeconds,
+      orgClaim: config.okta.orgClaim,
+      waf: { enabled: config.api.wafEnabled, rateLimitPer5Min: config.api.wafRateLimitPer5Min },
+    },
+    opts,
+  );
+
+  const pipeline = config.pipeline
+    ? new DeliveryPipeline(
+        "hoth",
+        {
+          ...config.pipeline,
+          prefix: config.prefix,
+          stack: config.stack,
+          region: config.region,
+          accountId: caller.accountId,
+          keyArn: secrets.keyArn,
+          logRetentionDays: config.logRetentionDays,
+        },
+        opts,
+      )
+    : undefined;
+
+  // Every reader has been granted: write the secrets' resource policies.
   secrets.seal();
 
-  return { provider, secrets };
+  return { provider, secrets, api, ...(pipeline ? { pipeline } : {}) };
 }
 
 /** Stack outputs: what operators and the pipeline need to find. */
@@ -48,6 +92,11 @@ function outputs(platform: ReturnType<typeof compose>) {
     oktaSecretArn: platform.secrets.secretArns.okta,
     appSecretArn: platform.secrets.secretArns.app,
     tokenizationSecretArn: platform.secrets.secretArns.tokenization,
+    apiUrl: platform.api.url,
+    restApiId: platform.api.restApiId,
+    stageName: platform.api.stageName,
+    pipelineName: platform.pipeline?.pipelineName,
+    notificationsTopicArn: platform.pipeline?.topicArn,
   };
 }
 

@@ -60,6 +60,36 @@ const lambdaSchema = z.strictObject({
   reservedConcurrency: intIn(1, 1000),
 });
 
+const pipelineSchema = z.strictObject({
+  /** `owner/name` of the repository the CodeStar connection reads. */
+  repository: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "must be owner/name"),
+  branch: z.string().min(1, "must name a branch"),
+  /** The CodeStar (CodeConnections) connection created by bootstrap/. */
+  connectionArn: z
+    .string()
+    .regex(
+      /^arn:aws:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection\/[\w-]+$/,
+      "must be a CodeStar connection ARN (bootstrap output connectionArn)",
+    ),
+  /** Bucket holding Pulumi state (bootstrap output stateBucket). */
+  stateBucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{2,62}$/, "must be an S3 bucket name"),
+  /** ARN of the KMS key of the Pulumi secrets provider (bootstrap output secretsKeyArn). */
+  secretsKeyArn: z
+    .string()
+    .regex(/^arn:aws:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/, "must be a KMS key ARN"),
+  /** A manual approval stage between Build and Deploy. */
+  approval: bool,
+  buildImage: z.string().min(1),
+  computeType: z.enum(["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"], {
+    error: "must be BUILD_GENERAL1_SMALL, _MEDIUM or _LARGE",
+  }),
+  buildTimeoutMinutes: intIn(5, 480),
+  deployTimeoutMinutes: intIn(5, 480),
+  /** Pulumi CLI the deploy stage installs, and the SHA-256 of its linux-x64 tarball. */
+  pulumiVersion: z.string().regex(/^\d+\.\d+\.\d+$/, "must be a version like 3.132.0"),
+  pulumiSha256: z.string().regex(/^[0-9a-f]{64}$/, "must be a hex SHA-256"),
+});
+
 const schema = z
   .object({
     region: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region like us-east-1"),
@@ -90,6 +120,8 @@ const schema = z
     okta: oktaSchema,
     api: apiSchema,
     lambda: lambdaSchema,
+    /** The delivery pipeline; a stack without it is deployed by hand. */
+    pipeline: pipelineSchema.optional(),
   })
   .superRefine((c, ctx) => {
     if (c.api.throttlingBurstLimit < c.api.throttlingRateLimit) {

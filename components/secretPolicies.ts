@@ -15,6 +15,12 @@ export interface KeyPolicyArgs {
   viaServices: string[];
   /** Name prefix of the log groups CloudWatch Logs may encrypt with the key. */
   logGroupPrefix: string;
+  /**
+   * Service principals that write to resources encrypted with the key on the
+   * account's behalf (EventBridge publishing to an encrypted SNS topic:
+   * https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
+   */
+  servicePrincipals?: string[];
 }
 
 const KEY_ADMIN_ACTIONS = [
@@ -85,6 +91,18 @@ export function keyPolicy(a: KeyPolicyArgs): PolicyDocument {
         },
       },
     },
+    ...(a.servicePrincipals?.length
+      ? [
+          {
+            Sid: "ServicesWritingEncryptedData",
+            Effect: "Allow" as const,
+            Principal: { Service: a.servicePrincipals },
+            Action: ["kms:GenerateDataKey*", "kms:Decrypt"],
+            Resource: "*",
+            Condition: { StringEquals: { "aws:SourceAccount": a.accountId } },
+          },
+        ]
+      : []),
   );
 }
 

@@ -28,6 +28,8 @@ export interface SecretStoreArgs {
   deletionWindowInDays?: number;
   /** Services through which the account's roles may use the key. @default ["secretsmanager"] */
   viaServices?: string[];
+  /** Service principals that may encrypt data with the key for this account. @default [] */
+  servicePrincipals?: string[];
 }
 
 /**
@@ -74,6 +76,7 @@ export class SecretStore extends pulumi.ComponentResource {
               adminArns,
               viaServices,
               logGroupPrefix: args.prefix,
+              servicePrincipals: args.servicePrincipals ?? [],
             }),
           ),
         ),

@@ -80,6 +80,16 @@ export const UNSCOPABLE_ACTIONS: Record<string, string> = {
     "https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html#cloudwatch-iam-policy",
   "logs:DescribeLogGroups":
     "https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html#cloudwatch-iam-policy",
+  // CreateKey names no key yet: "Resource types: none"
+  "kms:CreateKey":
+    "https://docs.aws.amazon.com/service-authorization/latest/reference/list_awskeymanagementservice.html",
+  // Glue security configurations are not resources IAM can name.
+  "glue:CreateSecurityConfiguration":
+    "https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsglue.html",
+  "glue:GetSecurityConfiguration":
+    "https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsglue.html",
+  "glue:DeleteSecurityConfiguration":
+    "https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsglue.html",
   "sts:GetCallerIdentity":
     "https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssecuritytokenservice.html",
   "codebuild:CreateReportGroup":

@@ -40,6 +40,8 @@ function arnFor(type: string, name: string, inputs: Record<string, unknown>): st
       return `arn:aws:secretsmanager:${base}:secret:${n}-AbCdEf`;
     case "aws:lambda/function:Function":
       return `arn:aws:lambda:${base}:function:${n}`;
+    case "aws:cloudwatch/eventRule:EventRule":
+      return `arn:aws:events:${base}:rule/${n}`;
     case "aws:cloudwatch/logGroup:LogGroup":
       return `arn:aws:logs:${base}:log-group:${n}`;
     default: {

@@ -226,5 +226,6 @@ describe("the bundled app (dist/app/index.js)", () => {
     assert.equal(result.statusCode, 200);
     assert.equal(JSON.parse(result.body).secret.name, name);
     assert.ok(!run.stdout.includes(SECRET_VALUE));
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -1,0 +1,92 @@
+import * as aws from "@pulumi/aws";
+import type * as pulumi from "@pulumi/pulumi";
+import { denyInsecureTransport, policy, type Statement } from "./iam";
+
+export interface SecureBucketArgs {
+  /** Physical bucket name. */
+  bucket: pulumi.Input<string>;
+  /** KMS key for default encryption (SSE-KMS with an S3 bucket key). */
+  keyArn: pulumi.Input<string>;
+  /** Keep every version of every object. @default false */
+  versioning?: boolean;
+  /** Lifecycle rules, as `aws.s3.BucketLifecycleConfiguration` takes them. */
+  lifecycleRules?: aws.types.input.s3.BucketLifecycleConfigurationRule[];
+  /** Statements added to the bucket policy after the TLS-only deny. */
+  extraStatements?: (bucketArn: string) => Statement[];
+  /** Empty the bucket on delete (artifacts only). @default false */
+  forceDestroy?: boolean;
+}
+
+/**
+ * An S3 bucket with the settings every HOTH bucket must have (and the policy
+ * pack checks): SSE-KMS by default, all public access blocked, a policy that
+ * denies requests without TLS.
+ */
+export function secureBucket(
+  name: string,
+  args: SecureBucketArgs,
+  opts: pulumi.CustomResourceOptions,
+) {
+  const bucket = new aws.s3.Bucket(
+    name,
+    { bucket: args.bucket, forceDestroy: args.forceDestroy ?? false },
+    opts,
+  );
+  new aws.s3.BucketServerSideEncryptionConfiguration(
+    `${name}-sse`,
+    {
+      bucket: bucket.id,
+      rules: [
+        {
+          applyServerSideEncryptionByDefault: {
+            sseAlgorithm: "aws:kms",
+            kmsMasterKeyId: args.keyArn,
+          },
+          bucketKeyEnabled: true,
+        },
+      ],
+    },
+    opts,
+  );
+  const publicAccessBlock = new aws.s3.BucketPublicAccessBlock(
+    `${name}-pab`,
+    {
+      bucket: bucket.id,
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    },
+    opts,
+  );
+  new aws.s3.BucketPolicy(
+    `${name}-policy`,
+    {
+      bucket: bucket.id,
+      policy: bucket.arn.apply((arn) =>
+        JSON.stringify(
+          policy(
+            denyInsecureTransport("s3", [arn, `${arn}/*`]),
+            ...(args.extraStatements?.(arn) ?? []),
+          ),
+        ),
+      ),
+    },
+    { ...opts, dependsOn: [publicAccessBlock] },
+  );
+  if (args.versioning) {
+    new aws.s3.BucketVersioning(
+      `${name}-versioning`,
+      { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } },
+      opts,
+    );
+  }
+  if (args.lifecycleRules?.length) {
+    new aws.s3.BucketLifecycleConfiguration(
+      `${name}-lifecycle`,
+      { bucket: bucket.id, rules: args.lifecycleRules },
+      opts,
+    );
+  }
+  return bucket;
+}
