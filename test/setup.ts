@@ -1,3 +1,4 @@
+import "./support/node22";
 import { stopMoto } from "./support/moto";
 
 // Mocks and config are installed per test by test/harness.ts#useStack; this
