@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { AuthorizedApi } from "./components/authorizedApi";
 import { parseStackConfig, type StackConfig } from "./components/config";
 import { DeliveryPipeline } from "./components/deliveryPipeline";
+import { GlueJobs } from "./components/glueJobs";
 import { SecretStore } from "./components/secretStore";
 
 /**
@@ -34,8 +35,8 @@ function compose(config: StackConfig) {
         jwksUri: config.okta.jwksUri,
       },
       deletionWindowInDays: config.kmsDeletionWindowDays,
-      // Secrets, and the pipeline's artifacts (S3) and notifications (SNS).
-      viaServices: ["secretsmanager", "s3", "sns"],
+      // Secrets; the lake and pipeline artifacts (S3); Glue bookmarks; notifications (SNS).
+      viaServices: ["secretsmanager", "s3", "glue", "sns"],
       servicePrincipals: ["events.amazonaws.com"],
     },
     opts,
@@ -63,6 +64,19 @@ function compose(config: StackConfig) {
     opts,
   );
 
+  const glue = new GlueJobs(
+    "hoth",
+    {
+      ...config.glue,
+      prefix: config.prefix,
+      region: config.region,
+      accountId: caller.accountId,
+      secrets,
+      logRetentionDays: config.logRetentionDays,
+    },
+    opts,
+  );
+
   const pipeline = config.pipeline
     ? new DeliveryPipeline(
         "hoth",
@@ -82,7 +96,7 @@ function compose(config: StackConfig) {
   // Every reader has been granted: write the secrets' resource policies.
   secrets.seal();
 
-  return { provider, secrets, api, ...(pipeline ? { pipeline } : {}) };
+  return { provider, secrets, api, glue, ...(pipeline ? { pipeline } : {}) };
 }
 
 /** Stack outputs: what operators and the pipeline need to find. */
@@ -95,6 +109,9 @@ function outputs(platform: ReturnType<typeof compose>) {
     apiUrl: platform.api.url,
     restApiId: platform.api.restApiId,
     stageName: platform.api.stageName,
+    lakeBucket: platform.glue.lakeBucket,
+    glueJobs: platform.glue.jobNames,
+    curatedDatabase: platform.glue.databaseName,
     pipelineName: platform.pipeline?.pipelineName,
     notificationsTopicArn: platform.pipeline?.topicArn,
   };

@@ -60,6 +60,37 @@ const lambdaSchema = z.strictObject({
   reservedConcurrency: intIn(1, 1000),
 });
 
+const glueSchema = z.strictObject({
+  /** Glue 5.0 worker type (https://docs.aws.amazon.com/glue/latest/dg/add-job.html). */
+  workerType: z.enum(["G.1X", "G.2X", "G.4X", "G.8X"], {
+    error: "must be G.1X, G.2X, G.4X or G.8X",
+  }),
+  numberOfWorkers: intIn(2, 299),
+  timeoutMinutes: intIn(1, 2880),
+  maxConcurrentRuns: intIn(1, 100),
+  /** Days quarantined records are kept before expiry. */
+  quarantineRetentionDays: intIn(1, 3650),
+  /** Days landing-zone objects are kept after ingestion. */
+  landingRetentionDays: intIn(1, 3650),
+});
+
+const migrationSchema = z.strictObject({
+  /** EventBridge schedule, e.g. `cron(0 2 * * ? *)`; used when scheduleEnabled. */
+  scheduleExpression: z
+    .string()
+    .regex(
+      /^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$/,
+      "must be rate(...) or cron(...)",
+    )
+    .optional(),
+  scheduleEnabled: bool,
+  /** The input of scheduled runs: the organisation and the prefix under its landing area. */
+  scheduledOrg: z.string().regex(/^[a-z0-9-]{1,64}$/, "must be an organisation id (a-z, 0-9, -)"),
+  scheduledInputPrefix: z.string().min(1),
+  /** Step Functions execution log level. */
+  logLevel: z.enum(["ALL", "ERROR", "FATAL", "OFF"], { error: "must be ALL, ERROR, FATAL or OFF" }),
+});
+
 const pipelineSchema = z.strictObject({
   /** `owner/name` of the repository the CodeStar connection reads. */
   repository: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "must be owner/name"),
@@ -120,10 +151,20 @@ const schema = z
     okta: oktaSchema,
     api: apiSchema,
     lambda: lambdaSchema,
+    glue: glueSchema,
+    migration: migrationSchema,
     /** The delivery pipeline; a stack without it is deployed by hand. */
     pipeline: pipelineSchema.optional(),
   })
   .superRefine((c, ctx) => {
+    if (c.migration.scheduleEnabled && !c.migration.scheduleExpression) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["migration", "scheduleExpression"],
+        message:
+          "must be set when migration.scheduleEnabled is true (or set scheduleEnabled: false)",
+      });
+    }
     if (c.api.throttlingBurstLimit < c.api.throttlingRateLimit) {
       ctx.addIssue({
         code: "custom",

@@ -230,7 +230,10 @@ describe("AuthorizedApi", () => {
         `arn:aws:iam::${ACCOUNT_ID}:role/hoth-dev-authorizer`,
         DEPLOYER_ROLE_ARN,
       ]);
-      assert.deepEqual(readers("tokenization"), [DEPLOYER_ROLE_ARN]);
+      assert.deepEqual(readers("tokenization"), [
+        `arn:aws:iam::${ACCOUNT_ID}:role/hoth-dev-glue-ingest`,
+        DEPLOYER_ROLE_ARN,
+      ]);
     });
 
     it("logs access as JSON to a KMS-encrypted group and never logs bodies", () => {
