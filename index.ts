@@ -1,9 +1,11 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { appMigrationStatements } from "./components/appPolicies";
 import { AuthorizedApi } from "./components/authorizedApi";
 import { parseStackConfig, type StackConfig } from "./components/config";
 import { DeliveryPipeline } from "./components/deliveryPipeline";
 import { GlueJobs } from "./components/glueJobs";
+import { MigrationStateMachine } from "./components/migrationStateMachine";
 import { SecretStore } from "./components/secretStore";
 
 /**
@@ -42,6 +44,42 @@ function compose(config: StackConfig) {
     opts,
   );
 
+  const glue = new GlueJobs(
+    "hoth",
+    {
+      ...config.glue,
+      prefix: config.prefix,
+      region: config.region,
+      accountId: caller.accountId,
+      secrets,
+      logRetentionDays: config.logRetentionDays,
+    },
+    opts,
+  );
+
+  const migration = new MigrationStateMachine(
+    "hoth",
+    {
+      prefix: config.prefix,
+      region: config.region,
+      accountId: caller.accountId,
+      keyArn: secrets.keyArn,
+      lakeBucket: glue.lakeBucket,
+      legacyJob: { name: glue.jobNames.legacy, arn: glue.jobArns.legacy },
+      ingestJob: { name: glue.jobNames.ingest, arn: glue.jobArns.ingest },
+      jobTimeoutSeconds: config.glue.timeoutMinutes * 60,
+      logRetentionDays: config.logRetentionDays,
+      logLevel: config.migration.logLevel,
+      schedule: {
+        expression: config.migration.scheduleExpression,
+        enabled: config.migration.scheduleEnabled,
+        org: config.migration.scheduledOrg,
+        inputPrefix: config.migration.scheduledInputPrefix,
+      },
+    },
+    opts,
+  );
+
   const api = new AuthorizedApi(
     "hoth",
     {
@@ -60,19 +98,15 @@ function compose(config: StackConfig) {
       authorizerCacheTtlSeconds: config.api.authorizerCacheTtlSeconds,
       orgClaim: config.okta.orgClaim,
       waf: { enabled: config.api.wafEnabled, rateLimitPer5Min: config.api.wafRateLimitPer5Min },
-    },
-    opts,
-  );
-
-  const glue = new GlueJobs(
-    "hoth",
-    {
-      ...config.glue,
-      prefix: config.prefix,
-      region: config.region,
-      accountId: caller.accountId,
-      secrets,
-      logRetentionDays: config.logRetentionDays,
+      appEnvironment: {
+        STATE_MACHINE_ARN: migration.stateMachineArn,
+        LAKE_BUCKET: glue.lakeBucket,
+      },
+      appStatements: pulumi
+        .all([migration.stateMachineArn, glue.lakeBucketArn, secrets.keyArn])
+        .apply(([stateMachineArn, lakeBucketArn, keyArn]) =>
+          appMigrationStatements({ stateMachineArn, lakeBucketArn, keyArn, region: config.region }),
+        ),
     },
     opts,
   );
@@ -96,7 +130,7 @@ function compose(config: StackConfig) {
   // Every reader has been granted: write the secrets' resource policies.
   secrets.seal();
 
-  return { provider, secrets, api, glue, ...(pipeline ? { pipeline } : {}) };
+  return { provider, secrets, glue, migration, api, ...(pipeline ? { pipeline } : {}) };
 }
 
 /** Stack outputs: what operators and the pipeline need to find. */
@@ -112,6 +146,9 @@ function outputs(platform: ReturnType<typeof compose>) {
     lakeBucket: platform.glue.lakeBucket,
     glueJobs: platform.glue.jobNames,
     curatedDatabase: platform.glue.databaseName,
+    stateMachineArn: platform.migration.stateMachineArn,
+    migrationEventBus: platform.migration.eventBusName,
+    migrationAlertsTopicArn: platform.migration.alertsTopicArn,
     pipelineName: platform.pipeline?.pipelineName,
     notificationsTopicArn: platform.pipeline?.topicArn,
   };

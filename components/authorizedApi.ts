@@ -3,6 +3,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { GATEWAY_RESPONSES, outcomeTemplate } from "./gatewayResponses";
 import { handlerFunction } from "./handlerFunction";
+import { policy, type Statement } from "./iam";
 import { ROUTES, type Route } from "./routes";
 import type { SecretStore } from "./secretStore";
 
@@ -26,6 +27,10 @@ export interface AuthorizedApiArgs {
   orgClaim?: string;
   /** A WAF web ACL in front of the stage. @default { enabled: true, rateLimitPer5Min: 2000 } */
   waf?: { enabled: boolean; rateLimitPer5Min: number };
+  /** Extra environment of the app function (what its routes need). @default {} */
+  appEnvironment?: Record<string, pulumi.Input<string>>;
+  /** Extra IAM statements for the app function's routes, scoped to concrete ARNs. @default [] */
+  appStatements?: pulumi.Input<Statement[]>;
 }
 
 /** API Gateway identity sources of the REQUEST authorizer (its cache key). */
@@ -92,10 +97,23 @@ export class AuthorizedApi extends pulumi.ComponentResource {
           STACK: args.stageName,
           SECRET_CACHE_TTL_SECONDS: String(args.secretCacheTtlSeconds),
           LOG_LEVEL: args.logLevel,
+          ...args.appEnvironment,
         },
       },
       child,
     );
+    if (args.appStatements) {
+      new aws.iam.RolePolicy(
+        `${name}-app-routes`,
+        {
+          role: app.role.name,
+          policy: pulumi
+            .output(args.appStatements)
+            .apply((s) => JSON.stringify(policy(...(s as Statement[])))),
+        },
+        child,
+      );
+    }
     const authorizer = handlerFunction(
       `${name}-authorizer`,
       {

@@ -112,7 +112,7 @@ export class GlueJobs extends pulumi.ComponentResource {
     );
 
     const logs = new aws.cloudwatch.LogGroup(
-      `${name}-logs`,
+      `${name}-glue-logs`,
       { name: `/aws-glue/${p}-jobs`, retentionInDays: args.logRetentionDays, kmsKeyId: keyArn },
       child,
     );

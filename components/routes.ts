@@ -36,6 +36,20 @@ export const ROUTES: readonly Route[] = [
     anyOf: [],
     summary: "Health of the API and its secret store",
   },
+  {
+    method: "POST",
+    path: "/migrations",
+    handler: "app",
+    anyOf: [{ resource: "Task", access: "c" }],
+    summary: "Start a migration of the caller's organisation (idempotent per Idempotency-Key)",
+  },
+  {
+    method: "GET",
+    path: "/migrations/{id}",
+    handler: "app",
+    anyOf: [{ resource: "Task", access: "r" }],
+    summary: "Status of one of the caller's migrations, with its report when done",
+  },
 ];
 
 /** Matches a concrete path against a route path template; returns its parameters. */

@@ -1,12 +1,16 @@
+import { S3Client } from "@aws-sdk/client-s3";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SFNClient } from "@aws-sdk/client-sfn";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { resolveRoute } from "../components/routes";
 import { envSeconds, requireEnv } from "./lib/env";
+import { HttpError } from "./lib/errors";
 import type { RouteImpl } from "./lib/http";
 import { correlationId, createLogger } from "./lib/logger";
 import { outcomeResponse } from "./lib/outcome";
 import { SecretCache, SecretUnavailableError } from "./lib/secrets";
 import { health } from "./routes/health";
+import { getMigration, startMigration } from "./routes/migrations";
 
 // Clients, settings and caches live at module scope: one per container.
 const logger = createLogger("hoth-app");
@@ -14,15 +18,27 @@ const settings = {
   stack: process.env.STACK ?? "local",
   version: process.env.HOTH_VERSION ?? "dev",
   appSecretId: requireEnv("APP_SECRET_ID"),
+  stateMachineArn: requireEnv("STATE_MACHINE_ARN"),
+  lakeBucket: requireEnv("LAKE_BUCKET"),
 };
 const secrets = new SecretCache(
   new SecretsManagerClient({ maxAttempts: 2 }),
   envSeconds("SECRET_CACHE_TTL_SECONDS", 300),
 );
 
+const sfn = new SFNClient({ maxAttempts: 2 });
+// An emulator on a loopback address (AWS_ENDPOINT_URL, never set in Lambda)
+// cannot serve virtual-hosted bucket names.
+const s3 = new S3Client({
+  maxAttempts: 2,
+  forcePathStyle: process.env.AWS_ENDPOINT_URL !== undefined,
+});
+
 /** Route implementations by "METHOD path", matching components/routes.ts. */
 const implementations: Record<string, RouteImpl> = {
   "POST /health": health(settings, secrets),
+  "POST /migrations": startMigration(settings, sfn),
+  "GET /migrations/{id}": getMigration(settings, sfn, s3),
 };
 
 export const handler = async (
@@ -68,6 +84,15 @@ export const handler = async (
 /** The one place where errors become responses. Logs the class, never a value. */
 function errorResponse(error: unknown, headers: Record<string, string>): APIGatewayProxyResult {
   const errorClass = error instanceof Error ? error.name : typeof error;
+  if (error instanceof HttpError) {
+    const cause = error.cause instanceof Error ? error.cause.name : undefined;
+    if (error.statusCode >= 500) logger.error("dependency failed", { errorClass, cause });
+    else logger.info("request refused", { errorClass, status: error.statusCode });
+    return outcomeResponse(error.statusCode, error.code, error.message, {
+      ...headers,
+      ...error.headers,
+    });
+  }
   if (error instanceof SecretUnavailableError) {
     const cause = error.cause instanceof Error ? error.cause.name : undefined;
     logger.error("secret unavailable", { errorClass, cause });

@@ -88,10 +88,22 @@ describe("AuthorizedApi", () => {
           `${EXEC}/authorizers/hoth-dev-okta-smart`,
         ],
         [
+          "hoth-get-migrations-id-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/GET/migrations/*`,
+        ],
+        [
           "hoth-post-health-invoke",
           "hoth-dev-app",
           "apigateway.amazonaws.com",
           `${EXEC}/*/POST/health`,
+        ],
+        [
+          "hoth-post-migrations-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/POST/migrations`,
         ],
       ]);
     });
@@ -151,6 +163,8 @@ describe("AuthorizedApi", () => {
         STACK: "dev",
         SECRET_CACHE_TTL_SECONDS: "300",
         LOG_LEVEL: "DEBUG",
+        STATE_MACHINE_ARN: `arn:aws:states:us-east-1:${ACCOUNT_ID}:stateMachine:hoth-dev-migration`,
+        LAKE_BUCKET: "hoth-dev-lake",
       });
       assert.deepEqual((fn("authorizer").environment as { variables: object }).variables, {
         NODE_OPTIONS: "--enable-source-maps",
@@ -202,6 +216,36 @@ describe("AuthorizedApi", () => {
       assert.deepEqual(policiesOf("hoth-dev-app"), [
         ["hoth-app-logs-traces", [logs("app"), traces]],
         ["hoth-app-reads-app-secret", read("app")],
+        [
+          "hoth-app-routes",
+          [
+            {
+              Sid: "StartMigrations",
+              Effect: "Allow",
+              Action: "states:StartExecution",
+              Resource: `arn:aws:states:us-east-1:${ACCOUNT_ID}:stateMachine:hoth-dev-migration`,
+            },
+            {
+              Sid: "FollowMigrations",
+              Effect: "Allow",
+              Action: "states:DescribeExecution",
+              Resource: `arn:aws:states:us-east-1:${ACCOUNT_ID}:execution:hoth-dev-migration:*`,
+            },
+            {
+              Sid: "ReadReports",
+              Effect: "Allow",
+              Action: "s3:GetObject",
+              Resource: "arn:aws:s3:::hoth-dev-lake/reports/*",
+            },
+            {
+              Sid: "LakeKey",
+              Effect: "Allow",
+              Action: "kms:Decrypt",
+              Resource: KEY_ARN,
+              Condition: { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } },
+            },
+          ],
+        ],
       ]);
       assert.deepEqual(policiesOf("hoth-dev-authorizer"), [
         ["hoth-authorizer-logs-traces", [logs("authorizer"), traces]],

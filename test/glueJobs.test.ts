@@ -103,7 +103,7 @@ describe("GlueJobs", () => {
         cloudwatchEncryption: { cloudwatchEncryptionMode: "SSE-KMS", kmsKeyArn: KEY_ARN },
         jobBookmarksEncryption: { jobBookmarksEncryptionMode: "CSE-KMS", kmsKeyArn: KEY_ARN },
       });
-      const logs = find("aws:cloudwatch/logGroup:LogGroup", "hoth-logs").inputs;
+      const logs = find("aws:cloudwatch/logGroup:LogGroup", "hoth-glue-logs").inputs;
       assert.deepEqual(
         [logs.name, logs.retentionInDays, logs.kmsKeyId],
         ["/aws-glue/hoth-dev-jobs", 14, KEY_ARN],

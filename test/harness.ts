@@ -40,6 +40,12 @@ function arnFor(type: string, name: string, inputs: Record<string, unknown>): st
       return `arn:aws:secretsmanager:${base}:secret:${n}-AbCdEf`;
     case "aws:lambda/function:Function":
       return `arn:aws:lambda:${base}:function:${n}`;
+    case "aws:sfn/stateMachine:StateMachine":
+      return `arn:aws:states:${base}:stateMachine:${n}`;
+    case "aws:glue/job:Job":
+      return `arn:aws:glue:${base}:job/${n}`;
+    case "aws:cloudwatch/eventBus:EventBus":
+      return `arn:aws:events:${base}:event-bus/${n}`;
     case "aws:cloudwatch/eventRule:EventRule":
       return `arn:aws:events:${base}:rule/${n}`;
     case "aws:cloudwatch/logGroup:LogGroup":

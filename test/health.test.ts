@@ -36,6 +36,8 @@ describe("app handler: POST /health against a real Secrets Manager API (moto)", 
     ({ versionId } = await createSecret(secretName));
     ({ handler } = loadHandler<{ handler: Handler }>("handlers/app.ts", {
       APP_SECRET_ID: secretName,
+      STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:hoth-test-migration",
+      LAKE_BUCKET: "hoth-test-lake",
       STACK: "test",
       SECRET_CACHE_TTL_SECONDS: "300",
     }));
@@ -216,7 +218,13 @@ describe("the bundled app (dist/app/index.js)", () => {
       handler(event, { awsRequestId: "r1" }).then((r) => process.stdout.write("RESULT " + JSON.stringify(r) + "\\n"));`;
     // Act
     const run = spawnSync(process.execPath, ["-e", script], {
-      env: { ...process.env, APP_SECRET_ID: name, AWS_ENDPOINT_URL: url },
+      env: {
+        ...process.env,
+        APP_SECRET_ID: name,
+        STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:m",
+        LAKE_BUCKET: "lake",
+        AWS_ENDPOINT_URL: url,
+      },
       encoding: "utf8",
     });
     // Assess

@@ -15,6 +15,8 @@ fs.writeFileSync(file, code);
 
 const { loadMs, processMs } = coldLoad(file, {
   APP_SECRET_ID: "bench/app",
+  STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:bench",
+  LAKE_BUCKET: "bench-lake",
   AWS_REGION: "us-east-1",
 });
 console.log(`bench/app on Node ${process.version}, ${os.cpus().length} cores\n`);

@@ -1,0 +1,54 @@
+import type { IssueType } from "./outcome";
+
+/**
+ * Errors a route throws to answer with an OperationOutcome. The router turns
+ * them into responses at the handler boundary; their messages are written
+ * for the caller and never hold a secret or a patient identifier.
+ */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: IssueType,
+    message: string,
+    readonly headers: Record<string, string> = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "HttpError";
+  }
+}
+
+export class BadRequestError extends HttpError {
+  constructor(message: string, code: IssueType = "invalid") {
+    super(400, code, message);
+    this.name = "BadRequestError";
+  }
+}
+
+export class ForbiddenError extends HttpError {
+  constructor(message: string) {
+    super(403, "forbidden", message);
+    this.name = "ForbiddenError";
+  }
+}
+
+export class NotFoundError extends HttpError {
+  constructor(message: string) {
+    super(404, "not-found", message);
+    this.name = "NotFoundError";
+  }
+}
+
+export class ConflictError extends HttpError {
+  constructor(message: string) {
+    super(409, "conflict", message);
+    this.name = "ConflictError";
+  }
+}
+
+export class ServiceUnavailableError extends HttpError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(503, "transient", message, { "Retry-After": "5" }, options);
+    this.name = "ServiceUnavailableError";
+  }
+}

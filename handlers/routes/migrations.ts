@@ -1,0 +1,166 @@
+import { createHash } from "node:crypto";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import {
+  DescribeExecutionCommand,
+  type DescribeExecutionCommandOutput,
+  ExecutionAlreadyExists,
+  ExecutionDoesNotExist,
+  type SFNClient,
+  StartExecutionCommand,
+} from "@aws-sdk/client-sfn";
+import { z } from "zod";
+import {
+  BadRequestError,
+  ConflictError,
+  NotFoundError,
+  ServiceUnavailableError,
+} from "../lib/errors";
+import { jsonResponse, type RouteImpl } from "../lib/http";
+import { header, jsonBody, tenant } from "../lib/request";
+
+export interface MigrationSettings {
+  stateMachineArn: string;
+  lakeBucket: string;
+}
+
+/** POST /migrations body. The organisation is the caller's, never the body's. */
+const StartMigration = z.strictObject({
+  source: z.enum(["legacy", "fhir"], { error: "source must be 'legacy' or 'fhir'" }),
+  inputPrefix: z
+    .string({ error: "inputPrefix must be a string" })
+    .min(1, "inputPrefix must not be empty")
+    .max(512, "inputPrefix must be at most 512 characters")
+    .regex(
+      /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9!_.*'()/-]+$/,
+      "inputPrefix must be a relative key prefix under your landing area (no leading '/', no '..')",
+    ),
+});
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+const MIGRATION_ID = /^m-[0-9a-f]{40}$/;
+
+/**
+ * The migration id, and so the execution name, is derived from the tenant and
+ * the Idempotency-Key: a retried POST names the same execution, and ids leak
+ * neither the key nor the organisation.
+ */
+export function migrationId(org: string, idempotencyKey: string): string {
+  return `m-${createHash("sha256").update(`${org}\n${idempotencyKey}`).digest("hex").slice(0, 40)}`;
+}
+
+const executionArn = (stateMachineArn: string, id: string) =>
+  `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${id}`;
+
+function awsFailure(error: unknown): never {
+  throw new ServiceUnavailableError("The migration service is unavailable; retry later", {
+    cause: error,
+  });
+}
+
+export const startMigration =
+  (settings: MigrationSettings, sfn: SFNClient): RouteImpl =>
+  async ({ event }) => {
+    const org = tenant(event);
+    const key = header(event, "Idempotency-Key");
+    if (!key || !IDEMPOTENCY_KEY.test(key)) {
+      throw new BadRequestError(
+        "An Idempotency-Key header (1-255 printable characters) is required",
+        "required",
+      );
+    }
+    const parsed = StartMigration.safeParse(jsonBody(event));
+    if (!parsed.success) {
+      throw new BadRequestError(parsed.error.issues.map((i) => i.message).join("; "));
+    }
+    const id = migrationId(org, key);
+    const input = JSON.stringify({ runId: id, org, ...parsed.data });
+    let startDate: Date | undefined;
+    try {
+      const out = await sfn.send(
+        new StartExecutionCommand({ stateMachineArn: settings.stateMachineArn, name: id, input }),
+      );
+      startDate = out.startDate;
+    } catch (error) {
+      if (!(error instanceof ExecutionAlreadyExists)) awsFailure(error);
+      // A retry: the same request answers as the first did; another body under
+      // the same key is a conflict.
+      const existing = await describe(sfn, settings, id);
+      if (existing.input !== input) {
+        throw new ConflictError(
+          "This Idempotency-Key was already used for a different migration request",
+        );
+      }
+      startDate = existing.startDate;
+    }
+    return jsonResponse(
+      202,
+      { id, status: "RUNNING", startDate: startDate?.toISOString() ?? null },
+      { Location: `/migrations/${id}` },
+    );
+  };
+
+async function describe(
+  sfn: SFNClient,
+  settings: MigrationSettings,
+  id: string,
+): Promise<DescribeExecutionCommandOutput> {
+  try {
+    return await sfn.send(
+      new DescribeExecutionCommand({ executionArn: executionArn(settings.stateMachineArn, id) }),
+    );
+  } catch (error) {
+    if (error instanceof ExecutionDoesNotExist)
+      throw new NotFoundError(`Migration ${id} does not exist`);
+    awsFailure(error);
+  }
+}
+
+export const getMigration =
+  (settings: MigrationSettings, sfn: SFNClient, s3: S3Client): RouteImpl =>
+  async ({ event, params }) => {
+    const org = tenant(event);
+    const id = params.id;
+    if (!MIGRATION_ID.test(id)) throw new NotFoundError(`Migration ${id} does not exist`);
+    const execution = await describe(sfn, settings, id);
+    const input = JSON.parse(execution.input ?? "{}") as {
+      org?: string;
+      source?: string;
+      inputPrefix?: string;
+    };
+    // Another tenant's run is indistinguishable from a missing one.
+    if (input.org !== org) throw new NotFoundError(`Migration ${id} does not exist`);
+    const body: Record<string, unknown> = {
+      id,
+      status: execution.status,
+      source: input.source,
+      inputPrefix: input.inputPrefix,
+      startDate: execution.startDate?.toISOString() ?? null,
+      stopDate: execution.stopDate?.toISOString() ?? null,
+    };
+    if (execution.status === "SUCCEEDED") {
+      const reportUri = (JSON.parse(execution.output ?? "{}") as { reportUri?: string }).reportUri;
+      body.reportUri = reportUri ?? null;
+      body.report = reportUri ? await readReport(s3, settings, org, reportUri) : null;
+    }
+    if (execution.status === "FAILED")
+      body.error = { error: execution.error, cause: execution.cause };
+    return jsonResponse(200, body);
+  };
+
+/** The run's JSON report, read only from this tenant's reports prefix. */
+async function readReport(s3: S3Client, settings: MigrationSettings, org: string, uri: string) {
+  const prefix = `s3://${settings.lakeBucket}/reports/${org}/`;
+  if (!uri.startsWith(prefix)) return null;
+  try {
+    const out = await s3.send(
+      new GetObjectCommand({
+        Bucket: settings.lakeBucket,
+        Key: uri.slice(5 + settings.lakeBucket.length + 1),
+      }),
+    );
+    return JSON.parse((await out.Body?.transformToString()) ?? "null");
+  } catch (error) {
+    if ((error as Error).name === "NoSuchKey") return null;
+    awsFailure(error);
+  }
+}
