@@ -1,6 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { appMigrationStatements } from "./components/appPolicies";
+import { appRouteStatements } from "./components/appPolicies";
 import { AuthorizedApi } from "./components/authorizedApi";
 import { parseStackConfig, type StackConfig } from "./components/config";
 import { DeliveryPipeline } from "./components/deliveryPipeline";
@@ -105,7 +105,7 @@ function compose(config: StackConfig) {
       appStatements: pulumi
         .all([migration.stateMachineArn, glue.lakeBucketArn, secrets.keyArn])
         .apply(([stateMachineArn, lakeBucketArn, keyArn]) =>
-          appMigrationStatements({ stateMachineArn, lakeBucketArn, keyArn, region: config.region }),
+          appRouteStatements({ stateMachineArn, lakeBucketArn, keyArn, region: config.region }),
         ),
     },
     opts,

@@ -1,6 +1,6 @@
 import type { Statement } from "./iam";
 
-export interface AppMigrationScope {
+export interface AppRouteScope {
   stateMachineArn: string;
   lakeBucketArn: string;
   keyArn: string;
@@ -8,11 +8,23 @@ export interface AppMigrationScope {
 }
 
 /**
- * What the app's migration routes need: start executions of the one state
- * machine, describe only its executions, read run reports.
+ * What the app's routes need: register members (landing NDJSON, the
+ * registry of latest versions, idempotency records), start executions of the
+ * one state machine and describe only its executions, read run reports.
  */
-export function appMigrationStatements(s: AppMigrationScope): Statement[] {
+export function appRouteStatements(s: AppRouteScope): Statement[] {
   return [
+    {
+      // DeleteObject only to undo a registration that could not be completed.
+      Sid: "RegisterMembers",
+      Effect: "Allow",
+      Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+      Resource: [
+        `${s.lakeBucketArn}/landing/*/members/*`,
+        `${s.lakeBucketArn}/registry/*`,
+        `${s.lakeBucketArn}/idempotency/*`,
+      ],
+    },
     {
       Sid: "StartMigrations",
       Effect: "Allow",
@@ -34,7 +46,7 @@ export function appMigrationStatements(s: AppMigrationScope): Statement[] {
     {
       Sid: "LakeKey",
       Effect: "Allow",
-      Action: "kms:Decrypt",
+      Action: ["kms:Decrypt", "kms:GenerateDataKey"],
       Resource: s.keyArn,
       Condition: { StringEquals: { "kms:ViaService": `s3.${s.region}.amazonaws.com` } },
     },

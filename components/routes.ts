@@ -38,6 +38,21 @@ export const ROUTES: readonly Route[] = [
   },
   {
     method: "POST",
+    path: "/members",
+    handler: "app",
+    anyOf: [{ resource: "Patient", access: "c" }],
+    summary:
+      "Register members: a FHIR Patient, or a batch/transaction Bundle of Patient and Coverage",
+  },
+  {
+    method: "GET",
+    path: "/members/{id}",
+    handler: "app",
+    anyOf: [{ resource: "Patient", access: "r" }],
+    summary: "The latest registered version of one of the caller's members",
+  },
+  {
+    method: "POST",
     path: "/migrations",
     handler: "app",
     anyOf: [{ resource: "Task", access: "c" }],

@@ -4,12 +4,14 @@ import { SFNClient } from "@aws-sdk/client-sfn";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { resolveRoute } from "../components/routes";
 import { envSeconds, requireEnv } from "./lib/env";
-import { HttpError } from "./lib/errors";
+import { HttpError, UnprocessableError } from "./lib/errors";
 import type { RouteImpl } from "./lib/http";
 import { correlationId, createLogger } from "./lib/logger";
+import { MemberStore } from "./lib/memberStore";
 import { outcomeResponse } from "./lib/outcome";
 import { SecretCache, SecretUnavailableError } from "./lib/secrets";
 import { health } from "./routes/health";
+import { getMember, registerMembers } from "./routes/members";
 import { getMigration, startMigration } from "./routes/migrations";
 
 // Clients, settings and caches live at module scope: one per container.
@@ -34,9 +36,13 @@ const s3 = new S3Client({
   forcePathStyle: process.env.AWS_ENDPOINT_URL !== undefined,
 });
 
+const members = new MemberStore(s3, settings.lakeBucket);
+
 /** Route implementations by "METHOD path", matching components/routes.ts. */
 const implementations: Record<string, RouteImpl> = {
   "POST /health": health(settings, secrets),
+  "POST /members": registerMembers({ store: members }),
+  "GET /members/{id}": getMember({ store: members }),
   "POST /migrations": startMigration(settings, sfn),
   "GET /migrations/{id}": getMigration(settings, sfn, s3),
 };
@@ -88,10 +94,14 @@ function errorResponse(error: unknown, headers: Record<string, string>): APIGate
     const cause = error.cause instanceof Error ? error.cause.name : undefined;
     if (error.statusCode >= 500) logger.error("dependency failed", { errorClass, cause });
     else logger.info("request refused", { errorClass, status: error.statusCode });
-    return outcomeResponse(error.statusCode, error.code, error.message, {
-      ...headers,
-      ...error.headers,
-    });
+    const issues = error instanceof UnprocessableError ? error.issues : undefined;
+    return outcomeResponse(
+      error.statusCode,
+      error.code,
+      error.message,
+      { ...headers, ...error.headers },
+      issues,
+    );
   }
   if (error instanceof SecretUnavailableError) {
     const cause = error.cause instanceof Error ? error.cause.name : undefined;

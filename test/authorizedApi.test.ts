@@ -88,6 +88,12 @@ describe("AuthorizedApi", () => {
           `${EXEC}/authorizers/hoth-dev-okta-smart`,
         ],
         [
+          "hoth-get-members-id-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/GET/members/*`,
+        ],
+        [
           "hoth-get-migrations-id-invoke",
           "hoth-dev-app",
           "apigateway.amazonaws.com",
@@ -98,6 +104,12 @@ describe("AuthorizedApi", () => {
           "hoth-dev-app",
           "apigateway.amazonaws.com",
           `${EXEC}/*/POST/health`,
+        ],
+        [
+          "hoth-post-members-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/POST/members`,
         ],
         [
           "hoth-post-migrations-invoke",
@@ -220,6 +232,16 @@ describe("AuthorizedApi", () => {
           "hoth-app-routes",
           [
             {
+              Sid: "RegisterMembers",
+              Effect: "Allow",
+              Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+              Resource: [
+                "arn:aws:s3:::hoth-dev-lake/landing/*/members/*",
+                "arn:aws:s3:::hoth-dev-lake/registry/*",
+                "arn:aws:s3:::hoth-dev-lake/idempotency/*",
+              ],
+            },
+            {
               Sid: "StartMigrations",
               Effect: "Allow",
               Action: "states:StartExecution",
@@ -240,7 +262,7 @@ describe("AuthorizedApi", () => {
             {
               Sid: "LakeKey",
               Effect: "Allow",
-              Action: "kms:Decrypt",
+              Action: ["kms:Decrypt", "kms:GenerateDataKey"],
               Resource: KEY_ARN,
               Condition: { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } },
             },

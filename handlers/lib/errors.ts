@@ -1,4 +1,4 @@
-import type { IssueType } from "./outcome";
+import type { Issue, IssueType } from "./outcome";
 
 /**
  * Errors a route throws to answer with an OperationOutcome. The router turns
@@ -36,6 +36,14 @@ export class NotFoundError extends HttpError {
   constructor(message: string) {
     super(404, "not-found", message);
     this.name = "NotFoundError";
+  }
+}
+
+/** 422: the resource is well-formed JSON but not valid; carries every issue found. */
+export class UnprocessableError extends HttpError {
+  constructor(readonly issues: Issue[]) {
+    super(422, "processing", "The resource does not validate");
+    this.name = "UnprocessableError";
   }
 }
 

@@ -40,10 +40,11 @@ export function outcomeResponse(
   code: IssueType,
   diagnostics: string,
   headers: Record<string, string> = {},
+  issues: Issue[] = [{ severity: "error", code, diagnostics }],
 ): APIGatewayProxyResult {
   return {
     statusCode,
     headers: { "Content-Type": FHIR_JSON, ...headers },
-    body: JSON.stringify(operationOutcome([{ severity: "error", code, diagnostics }])),
+    body: JSON.stringify(operationOutcome(issues)),
   };
 }
