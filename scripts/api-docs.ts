@@ -1,0 +1,221 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { EXAMPLES, openApi } from "../components/openapi";
+import { ROUTES, type Route } from "../components/routes";
+
+/**
+ * `npm run api-docs`: writes, from the route table, docs/openapi.json and the
+ * Postman collection and environments under postman/. Tests fail when the
+ * committed files differ from what this generates.
+ */
+
+const ROOT = path.join(__dirname, "..");
+
+type Item = Record<string, unknown>;
+
+const script = (lines: string[]) => [
+  { listen: "test", script: { type: "text/javascript", exec: lines } },
+];
+const status = (code: number) => [
+  `pm.test("status is ${code}", () => pm.response.to.have.status(${code}));`,
+];
+
+interface RequestSpec {
+  body?: unknown;
+  /** @default application/fhir+json */
+  contentType?: string;
+  /** Send a fresh Idempotency-Key. @default false */
+  idempotent?: boolean;
+}
+
+/** One request per route (or several), with example bodies and tests asserting the status. */
+function requestsFor(route: Route): Item[] {
+  const item = (name: string, urlPath: string, tests: string[], spec: RequestSpec = {}): Item => ({
+    name,
+    request: {
+      method: route.method,
+      url: {
+        raw: `{{baseUrl}}${urlPath}`,
+        host: ["{{baseUrl}}"],
+        path: urlPath.split("/").filter(Boolean),
+      },
+      header: [
+        ...(spec.body === undefined
+          ? []
+          : [{ key: "Content-Type", value: spec.contentType ?? "application/fhir+json" }]),
+        ...(spec.idempotent ? [{ key: "Idempotency-Key", value: "{{$guid}}" }] : []),
+      ],
+      ...(spec.body === undefined
+        ? {}
+        : {
+            body: {
+              mode: "raw",
+              raw: JSON.stringify(spec.body, null, 2),
+              options: { raw: { language: "json" } },
+            },
+          }),
+    },
+    event: script(tests),
+  });
+  const isOutcome =
+    'pm.test("is an OperationOutcome", () => pm.expect(pm.response.json().resourceType).to.eql("OperationOutcome"));';
+  switch (`${route.method} ${route.path}`) {
+    case "POST /health":
+      return [
+        item("Health", "/health", [
+          ...status(200),
+          'pm.test("reports ok", () => pm.expect(pm.response.json().status).to.eql("ok"));',
+        ]),
+      ];
+    case "POST /members":
+      return [
+        item(
+          "Register a Patient",
+          "/members",
+          [...status(201), 'pm.collectionVariables.set("memberId", pm.response.json().id);'],
+          {
+            body: EXAMPLES.patient,
+            idempotent: true,
+          },
+        ),
+        item(
+          "Register a Patient and Coverage (transaction)",
+          "/members",
+          [
+            ...status(200),
+            'pm.test("is a transaction-response", () => pm.expect(pm.response.json().type).to.eql("transaction-response"));',
+          ],
+          { body: EXAMPLES.transaction, idempotent: true },
+        ),
+        item("Refuse an incomplete Patient", "/members", [...status(422), isOutcome], {
+          body: { resourceType: "Patient", gender: "female" },
+        }),
+      ];
+    case "GET /members/{id}":
+      return [item("Get a member", "/members/{{memberId}}", status(200))];
+    case "POST /migrations":
+      return [
+        item(
+          "Start a migration",
+          "/migrations",
+          [...status(202), 'pm.collectionVariables.set("migrationId", pm.response.json().id);'],
+          {
+            body: EXAMPLES.migration,
+            contentType: "application/json",
+            idempotent: true,
+          },
+        ),
+      ];
+    case "GET /migrations/{id}":
+      return [item("Follow a migration", "/migrations/{{migrationId}}", status(200))];
+    default:
+      throw new Error(
+        `Route ${route.method} ${route.path} has no Postman request in scripts/api-docs.ts`,
+      );
+  }
+}
+
+export function collection() {
+  return {
+    info: {
+      name: "HOTH member-migration API",
+      description:
+        "Every route of the HOTH API. Pick an environment (local, dev, test, prod); the collection gets an Okta token with the client-credentials grant (client secret from your Postman vault or local environment value, never committed) and sends X-Client-Id.",
+      schema: "https://schema.getpostman.com/json/collection/v2.1.0/collection.json",
+    },
+    auth: {
+      type: "oauth2",
+      oauth2: [
+        { key: "grant_type", value: "client_credentials", type: "string" },
+        { key: "accessTokenUrl", value: "{{tokenUrl}}", type: "string" },
+        { key: "clientId", value: "{{clientId}}", type: "string" },
+        { key: "clientSecret", value: "{{clientSecret}}", type: "string" },
+        { key: "scope", value: "{{scopes}}", type: "string" },
+        { key: "client_authentication", value: "header", type: "string" },
+        { key: "addTokenTo", value: "header", type: "string" },
+        { key: "tokenName", value: "hoth", type: "string" },
+      ],
+    },
+    event: [
+      {
+        listen: "prerequest",
+        script: {
+          type: "text/javascript",
+          exec: [
+            'pm.request.headers.upsert({ key: "X-Client-Id", value: pm.variables.get("clientId") });',
+          ],
+        },
+      },
+    ],
+    variable: [
+      { key: "memberId", value: "" },
+      { key: "migrationId", value: "" },
+    ],
+    item: ROUTES.flatMap(requestsFor),
+  };
+}
+
+export const ENVIRONMENTS: Record<string, { baseUrl: string; tokenUrl: string; clientId: string }> =
+  {
+    local: {
+      baseUrl: "http://127.0.0.1:4566/local",
+      tokenUrl: "http://127.0.0.1:4567/oauth2/default/v1/token",
+      clientId: "0oa-hoth-local-postman",
+    },
+    dev: {
+      baseUrl: "https://<rest-api-id>.execute-api.us-east-1.amazonaws.com/dev",
+      tokenUrl: "https://hoth-dev.okta.com/oauth2/default/v1/token",
+      clientId: "0oa-hoth-dev-migrator",
+    },
+    test: {
+      baseUrl: "https://<rest-api-id>.execute-api.us-east-1.amazonaws.com/test",
+      tokenUrl: "https://hoth-test.okta.com/oauth2/default/v1/token",
+      clientId: "0oa-hoth-test-postman",
+    },
+    prod: {
+      baseUrl: "https://<rest-api-id>.execute-api.us-east-1.amazonaws.com/prod",
+      tokenUrl: "https://hoth.okta.com/oauth2/default/v1/token",
+      clientId: "0oa-hoth-prod-migrator",
+    },
+  };
+
+export function environment(name: string) {
+  const e = ENVIRONMENTS[name];
+  return {
+    name: `hoth-${name}`,
+    values: [
+      { key: "baseUrl", value: e.baseUrl, type: "default", enabled: true },
+      { key: "tokenUrl", value: e.tokenUrl, type: "default", enabled: true },
+      { key: "clientId", value: e.clientId, type: "default", enabled: true },
+      { key: "clientSecret", value: "", type: "secret", enabled: true },
+      {
+        key: "scopes",
+        value: "system/Patient.cruds system/Coverage.cruds system/Task.cruds",
+        type: "default",
+        enabled: true,
+      },
+    ],
+    _postman_variable_scope: "environment",
+  };
+}
+
+/** Every file this script writes, by path relative to the repository. */
+export function files(): Record<string, string> {
+  const out: Record<string, string> = {
+    "docs/openapi.json": `${JSON.stringify(openApi(), null, 2)}\n`,
+    "postman/hoth.postman_collection.json": `${JSON.stringify(collection(), null, 2)}\n`,
+  };
+  for (const name of Object.keys(ENVIRONMENTS)) {
+    out[`postman/environments/${name}.postman_environment.json`] =
+      `${JSON.stringify(environment(name), null, 2)}\n`;
+  }
+  return out;
+}
+
+if (require.main === module) {
+  for (const [file, text] of Object.entries(files())) {
+    fs.mkdirSync(path.dirname(path.join(ROOT, file)), { recursive: true });
+    fs.writeFileSync(path.join(ROOT, file), text);
+    console.log(`wrote ${file}`);
+  }
+}
