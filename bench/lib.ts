@@ -39,7 +39,7 @@ export function coldLoad(
   return { loadMs, processMs };
 }
 
-export const ms = (n: number) => `${n.toFixed(2)} ms`;
+export const ms = (n: number) => (n < 1 ? `${(n * 1000).toFixed(1)} µs` : `${n.toFixed(2)} ms`);
 
 /** Prints rows as an aligned Markdown table. */
 export function table(header: string[], rows: (string | number)[][]): void {

@@ -42,16 +42,25 @@ export class MemberStore {
   }
 
   /** Writes accepted resources (landing NDJSON per type, registry copies) and the idempotency record. */
+  /**
+   * Writes accepted resources (landing NDJSON per type, registry copies) and
+   * the idempotency record, PARALLEL objects at a time. `updates` names the
+   * registry keys that may hold an earlier version, restored on a rollback.
+   */
   async commit(
     org: string,
     batch: string,
     date: string,
     resources: Json[],
-    idempotency?: { keyHash: string; record: Json },
+    options: { updates?: Json[]; idempotency?: { keyHash: string; record: Json } } = {},
   ) {
+    const registryKey = (r: Json) => `registry/${org}/${r.resourceType}/${r.id}.json`;
     const byType = new Map<string, Json[]>();
-    for (const r of resources)
-      byType.set(r.resourceType as string, [...(byType.get(r.resourceType as string) ?? []), r]);
+    for (const r of resources) {
+      const type = r.resourceType as string;
+      byType.set(type, [...(byType.get(type) ?? []), r]);
+    }
+    const { idempotency } = options;
     const objects: { key: string; body: string; contentType: string }[] = [
       ...[...byType].map(([type, rs]) => ({
         key: `landing/${org}/members/${date}/${batch}/${type}.ndjson`,
@@ -59,7 +68,7 @@ export class MemberStore {
         contentType: "application/fhir+ndjson",
       })),
       ...resources.map((r) => ({
-        key: `registry/${org}/${r.resourceType}/${r.id}.json`,
+        key: registryKey(r),
         body: JSON.stringify(r),
         contentType: "application/fhir+json",
       })),
@@ -73,16 +82,14 @@ export class MemberStore {
           ]
         : []),
     ];
-    // Registry objects may already hold an earlier version; keep it to restore.
     const previous = new Map<string, string>();
-    for (const r of resources) {
-      const key = `registry/${org}/${r.resourceType}/${r.id}.json`;
-      const before = await this.getJson(key);
-      if (before) previous.set(key, JSON.stringify(before));
-    }
+    await inBatches(options.updates ?? [], async (r) => {
+      const before = await this.getJson(registryKey(r));
+      if (before) previous.set(registryKey(r), JSON.stringify(before));
+    });
     const written: string[] = [];
     try {
-      for (const o of objects) {
+      await inBatches(objects, async (o) => {
         await this.s3.send(
           new PutObjectCommand({
             Bucket: this.bucket,
@@ -92,7 +99,7 @@ export class MemberStore {
           }),
         );
         written.push(o.key);
-      }
+      });
     } catch (error) {
       await this.rollBack(written, previous);
       throw new ServiceUnavailableError(
@@ -104,8 +111,9 @@ export class MemberStore {
     }
   }
 
+  /** Best effort: a key that cannot be restored now is overwritten by the client's retry. */
   private async rollBack(written: string[], previous: Map<string, string>) {
-    for (const key of written.reverse()) {
+    await inBatches(written, async (key) => {
       const before = previous.get(key);
       await this.s3
         .send(
@@ -114,6 +122,18 @@ export class MemberStore {
             : new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: before }),
         )
         .catch(() => undefined);
-    }
+    });
+  }
+}
+
+/** S3 requests in flight at once for one registration. */
+const PARALLEL = 16;
+
+/** Runs `fn` over `items`, PARALLEL at a time; the first failure rejects after its batch settles. */
+async function inBatches<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += PARALLEL) {
+    const results = await Promise.allSettled(items.slice(i, i + PARALLEL).map(fn));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failure) throw failure.reason;
   }
 }

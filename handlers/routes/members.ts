@@ -116,13 +116,10 @@ export const registerMembers =
       meta: { ...(r.meta as Json), versionId: String(version), lastUpdated },
     });
     const save = async (resources: Json[], response: APIGatewayProxyResult) => {
-      await store.commit(
-        org,
-        batch,
-        date,
-        resources,
-        keyHash ? { keyHash, record: { requestHash, response } } : undefined,
-      );
+      await store.commit(org, batch, date, resources, {
+        updates: resources.filter((r) => (r.meta as Json).versionId !== "1"),
+        idempotency: keyHash ? { keyHash, record: { requestHash, response } } : undefined,
+      });
       return response;
     };
 

@@ -8,7 +8,7 @@ import {
   type SFNClient,
   StartExecutionCommand,
 } from "@aws-sdk/client-sfn";
-import { z } from "zod";
+import * as z from "zod/mini";
 import {
   BadRequestError,
   ConflictError,
@@ -24,17 +24,27 @@ export interface MigrationSettings {
 }
 
 /** POST /migrations body. The organisation is the caller's, never the body's. */
-const StartMigration = z.strictObject({
-  source: z.enum(["legacy", "fhir"], { error: "source must be 'legacy' or 'fhir'" }),
-  inputPrefix: z
-    .string({ error: "inputPrefix must be a string" })
-    .min(1, "inputPrefix must not be empty")
-    .max(512, "inputPrefix must be at most 512 characters")
-    .regex(
-      /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9!_.*'()/-]+$/,
-      "inputPrefix must be a relative key prefix under your landing area (no leading '/', no '..')",
-    ),
-});
+const StartMigration = z.strictObject(
+  {
+    source: z.enum(["legacy", "fhir"], { error: "source must be 'legacy' or 'fhir'" }),
+    inputPrefix: z
+      .string({ error: "inputPrefix must be a string" })
+      .check(
+        z.minLength(1, "inputPrefix must not be empty"),
+        z.maxLength(512, "inputPrefix must be at most 512 characters"),
+        z.regex(
+          /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9!_.*'()/-]+$/,
+          "inputPrefix must be a relative key prefix under your landing area (no leading '/', no '..')",
+        ),
+      ),
+  },
+  {
+    error: (issue) =>
+      issue.code === "unrecognized_keys"
+        ? `Unrecognized key: ${issue.keys.map((k) => `"${k}"`).join(", ")}`
+        : "The body must be an object with source and inputPrefix",
+  },
+);
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 const MIGRATION_ID = /^m-[0-9a-f]{40}$/;

@@ -1,0 +1,162 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import { bundleHandler } from "../../components/bundle";
+import { EXAMPLES } from "../../components/openapi";
+import { validateBundleShape, validateMember } from "../../handlers/lib/fhir";
+import { startMoto, stopMoto } from "../../test/support/moto";
+import { coldLoad, median, ms, percentile, table } from "../lib";
+
+/**
+ * bench/members: p50/p99 of FHIR validation and of the whole POST /members
+ * handler (the bundled app, S3 emulated by moto on loopback) for a single
+ * Patient and a 100-entry transaction; the app bundle's size and cold load.
+ * Targets: 100-entry bundle validated in under 5 ms p50; cold load under 150 ms.
+ */
+
+type Json = Record<string, unknown>;
+const patient = EXAMPLES.patient as Json;
+
+function transaction(n: number): Json {
+  const entry = Array.from({ length: n }, (_, i) =>
+    i % 2 === 0
+      ? {
+          fullUrl: `urn:uuid:00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
+          resource: {
+            ...patient,
+            identifier: [{ system: "https://example-health.org/member-id", value: `MBR-${i}` }],
+          },
+          request: { method: "POST", url: "Patient" },
+        }
+      : {
+          resource: {
+            resourceType: "Coverage",
+            status: "active",
+            beneficiary: {
+              reference: `urn:uuid:00000000-0000-4000-8000-${String(i - 1).padStart(12, "0")}`,
+            },
+            payor: [{ display: "Example Health Plan" }],
+          },
+          request: { method: "POST", url: "Coverage" },
+        },
+  );
+  return { resourceType: "Bundle", type: "transaction", entry };
+}
+
+function time(fn: () => unknown, runs: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = process.hrtime.bigint();
+    fn();
+    out.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  return out;
+}
+
+async function timeAsync(fn: () => Promise<unknown>, runs: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = process.hrtime.bigint();
+    await fn();
+    out.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  return out;
+}
+
+async function main() {
+  const tx = transaction(100);
+  const validateTx = () => {
+    validateBundleShape(tx);
+    (tx.entry as Json[]).forEach((e, i) =>
+      validateMember(e.resource, `Bundle.entry[${i}].resource`),
+    );
+  };
+  time(validateTx, 50); // warm up
+  const vSingle = time(() => validateMember(patient), 2000);
+  const vTx = time(validateTx, 500);
+
+  await startMoto();
+  const bucket = `bench-members-${Date.now()}`;
+  await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: bucket }));
+  const secret = `bench/app-${Date.now()}`;
+  await new SecretsManagerClient({}).send(
+    new CreateSecretCommand({ Name: secret, SecretString: "{}" }),
+  );
+  const env = {
+    APP_SECRET_ID: secret,
+    STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:bench",
+    LAKE_BUCKET: bucket,
+  };
+  Object.assign(process.env, env);
+  const { code } = bundleHandler("app");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hoth-bench-members-"));
+  const file = path.join(dir, "index.js");
+  fs.writeFileSync(file, code);
+  const { handler } = require(file) as {
+    handler: (e: APIGatewayProxyEvent, c: Context) => Promise<APIGatewayProxyResult>;
+  };
+  const event = (body: unknown) =>
+    ({
+      httpMethod: "POST",
+      path: "/members",
+      resource: "/members",
+      headers: { "Content-Type": "application/fhir+json" },
+      body: JSON.stringify(body),
+      isBase64Encoded: false,
+      requestContext: { requestId: "bench", authorizer: { org: "bench" } },
+    }) as unknown as APIGatewayProxyEvent;
+  const ctx = { awsRequestId: "bench" } as Context;
+  const call = async (body: unknown, status: number) => {
+    const r = await handler(event(body), ctx);
+    if (r.statusCode !== status)
+      throw new Error(`expected ${status}, got ${r.statusCode}: ${r.body.slice(0, 200)}`);
+  };
+  await timeAsync(() => call(patient, 201), 20);
+  const hSingle = await timeAsync(() => call(patient, 201), 200);
+  const hTx = await timeAsync(() => call(tx, 200), 30);
+  stopMoto();
+
+  const { loadMs } = coldLoad(file, { ...env, AWS_REGION: "us-east-1" });
+  fs.rmSync(dir, { recursive: true, force: true });
+
+  console.log(
+    `bench/members on Node ${process.version}, ${os.cpus().length} cores; S3 = moto on loopback\n`,
+  );
+  table(
+    ["what", "runs", "p50", "p99"],
+    [
+      ["validate one Patient", vSingle.length, ms(median(vSingle)), ms(percentile(vSingle, 99))],
+      ["validate 100-entry transaction", vTx.length, ms(median(vTx)), ms(percentile(vTx, 99))],
+      [
+        "handler: one Patient (201)",
+        hSingle.length,
+        ms(median(hSingle)),
+        ms(percentile(hSingle, 99)),
+      ],
+      [
+        "handler: 100-entry transaction (200)",
+        hTx.length,
+        ms(median(hTx)),
+        ms(percentile(hTx, 99)),
+      ],
+    ],
+  );
+  console.log();
+  table(
+    ["app bundle", "value", "target"],
+    [
+      ["size", `${code.length} bytes`, ""],
+      ["cold module load, median of 20", ms(median(loadMs)), "< 150 ms"],
+      ["100-entry validation p50", ms(median(vTx)), "< 5 ms"],
+    ],
+  );
+}
+
+main().catch((e) => {
+  console.error(e);
+  stopMoto();
+  process.exit(1);
+});
