@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { GATEWAY_RESPONSES, outcomeTemplate } from "./gatewayResponses";
 import { handlerFunction } from "./handlerFunction";
 import { policy, type Statement } from "./iam";
-import { ROUTES, type Route } from "./routes";
+import { arnPath, ROUTES, type Route } from "./routes";
 import type { SecretStore } from "./secretStore";
 
 export interface AuthorizedApiArgs {
@@ -53,9 +53,6 @@ export const ACCESS_LOG_FORMAT = JSON.stringify({
   wafStatus: "$context.waf.status",
   errorType: "$context.error.responseType",
 });
-
-/** `/members/{id}` -> `/members/*`, the form `execute-api` ARNs take. */
-export const arnPath = (path: string) => path.replace(/\{[^}]+\}/g, "*");
 
 /**
  * The REST API: routes from the route table with Lambda proxy integrations

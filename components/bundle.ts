@@ -4,6 +4,7 @@ import * as esbuild from "esbuild";
 /** Lambda entry points, bundled one per function. */
 export const HANDLERS = {
   app: "handlers/app.ts",
+  authorizer: "handlers/authorizer.ts",
 } as const;
 export type HandlerName = keyof typeof HANDLERS;
 

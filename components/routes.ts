@@ -67,6 +67,9 @@ export const ROUTES: readonly Route[] = [
   },
 ];
 
+/** `/members/{id}` -> `/members/*`, the form `execute-api` ARNs take. */
+export const arnPath = (path: string) => path.replace(/\{[^}]+\}/g, "*");
+
 /** Matches a concrete path against a route path template; returns its parameters. */
 export function matchPath(template: string, path: string): Record<string, string> | undefined {
   const t = template.split("/");
