@@ -1,0 +1,73 @@
+"""Glue job legacy_members_to_fhir: legacy member CSV -> FHIR NDJSON in the landing zone.
+
+Arguments: --run_id --org --ingest_date --input_path --landing_path
+--quarantine_path --report_path (glue/README.md).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from pyspark.sql import functions as F
+
+from hoth_glue.args import resolve
+from hoth_glue.legacy import COLUMNS, convert
+from hoth_glue.runtime import join, spark_session, write_json
+
+REQUIRED = [
+    "run_id",
+    "org",
+    "ingest_date",
+    "input_path",
+    "landing_path",
+    "quarantine_path",
+    "report_path",
+]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = resolve(argv, REQUIRED)
+    started = time.monotonic()
+    spark = spark_session("hoth-legacy-members-to-fhir")
+    schema = ", ".join(f"{c} string" for c in COLUMNS)
+    members = (
+        spark.read.option("header", "true")
+        .option("mode", "PERMISSIVE")
+        .schema(schema)
+        .csv(args["input_path"])
+    )
+    converted = convert(members, args["org"])
+    converted.resources.persist()
+    try:
+        for resource_type in ("Patient", "Coverage"):
+            converted.resources.where(F.col("resource_type") == resource_type).select(
+                "json"
+            ).write.mode("overwrite").text(join(args["landing_path"], resource_type))
+        quarantined = {
+            r["reason"]: r["count"]
+            for r in converted.quarantine.groupBy("reason").count().collect()
+        }
+        converted.quarantine.write.mode("overwrite").json(join(args["quarantine_path"], "legacy"))
+        written = {
+            r["resource_type"]: r["count"]
+            for r in converted.resources.groupBy("resource_type").count().collect()
+        }
+    finally:
+        converted.resources.unpersist()
+    report = {
+        "job": "legacy_members_to_fhir",
+        "runId": args["run_id"],
+        "org": args["org"],
+        "ingestDate": args["ingest_date"],
+        "rowsRead": written.get("Patient", 0) + sum(quarantined.values()),
+        "written": dict(sorted(written.items())),
+        "quarantined": dict(sorted(quarantined.items())),
+        "durationSeconds": round(time.monotonic() - started, 3),
+    }
+    write_json(join(args["report_path"], "legacy-report.json"), report)
+    return report
+
+
+if __name__ == "__main__":
+    main(sys.argv)
