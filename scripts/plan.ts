@@ -145,7 +145,7 @@ function mermaid(components: Node[], resources: Recorded[]): string {
 }
 
 function writeDiagram(diagram: string): void {
-  const block = "```mermaid\n" + diagram + "\n```";
+  const block = `\`\`\`mermaid\n${diagram}\n\`\`\``;
   fs.mkdirSync(path.join(ROOT, "docs"), { recursive: true });
   fs.writeFileSync(
     path.join(ROOT, "docs", "architecture.md"),

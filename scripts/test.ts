@@ -22,17 +22,21 @@ interface Step {
 }
 
 const steps: Step[] = [
-  { name: "biome (lint + format)", cmd: path.join(BIN, "biome"), args: ["ci", "."] },
+  {
+    name: "biome (lint + format)",
+    cmd: path.join(BIN, "biome"),
+    args: ["ci", "--colors=off", "."],
+  },
   {
     name: "tsc (type check, tests included)",
     cmd: path.join(BIN, "tsc"),
     args: ["--noEmit", "-p", "."],
   },
-  { name: "ruff check", cmd: path.join(VENV, "ruff"), args: ["check", "glue"] },
+  { name: "ruff check", cmd: path.join(VENV, "ruff"), args: ["check", "glue", "bench"] },
   {
     name: "ruff format --check",
     cmd: path.join(VENV, "ruff"),
-    args: ["format", "--check", "glue"],
+    args: ["format", "--check", "glue", "bench"],
   },
   { name: "mocha", cmd: path.join(BIN, "mocha"), args: [] },
   {

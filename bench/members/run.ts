@@ -70,9 +70,9 @@ async function main() {
   const tx = transaction(100);
   const validateTx = () => {
     validateBundleShape(tx);
-    (tx.entry as Json[]).forEach((e, i) =>
-      validateMember(e.resource, `Bundle.entry[${i}].resource`),
-    );
+    for (const [i, e] of (tx.entry as Json[]).entries()) {
+      validateMember(e.resource, `Bundle.entry[${i}].resource`);
+    }
   };
   time(validateTx, 50); // warm up
   const vSingle = time(() => validateMember(patient), 2000);
