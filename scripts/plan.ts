@@ -113,20 +113,28 @@ function mermaid(components: Node[], resources: Recorded[]): string {
     owner.set(n.name, comp);
     for (const c of n.children) walk(c, comp);
   };
-  for (const c of components) walk(c, c.name);
-  const byValue = new Map<string, Recorded>();
+  // Components are identified by type: every instance here is named "hoth".
+  for (const c of components) walk(c, c.type);
+  // ARNs are matched inside values (policies, `${arn}:*`); ids only whole, and
+  // only ids that name one resource (mocks give some children their parent's id).
+  const arns = new Map<string, Recorded>();
+  const ids = new Map<string, Recorded[]>();
   for (const r of resources) {
-    for (const v of [r.state.arn, r.id])
-      if (typeof v === "string" && v.length > 8) byValue.set(v, r);
+    if (typeof r.state.arn === "string" && r.state.arn.startsWith("arn:")) arns.set(r.state.arn, r);
+    if (r.id.length > 8) ids.set(r.id, [...(ids.get(r.id) ?? []), r]);
   }
+  const sources = (value: string): Recorded[] => [
+    ...[...arns].filter(([arn]) => value.includes(arn)).map(([, r]) => r),
+    ...(ids.get(value)?.length === 1 ? (ids.get(value) as Recorded[]) : []),
+  ];
   const edges = new Map<string, Set<string>>();
   for (const r of resources) {
     const to = owner.get(r.name);
     if (!to) continue;
     for (const value of Object.values(leaves(r.inputs))) {
-      for (const [v, source] of byValue) {
+      for (const source of sources(value)) {
         const from = owner.get(source.name);
-        if (from && from !== to && value.includes(v)) {
+        if (from && from !== to) {
           const label = source.type.split(":")[1].replace("/", " ");
           const k = `${from}|${to}`;
           edges.set(k, (edges.get(k) ?? new Set()).add(label));
@@ -136,7 +144,7 @@ function mermaid(components: Node[], resources: Recorded[]): string {
   }
   const id = (name: string) => name.replace(/[^A-Za-z0-9]/g, "_");
   const lines = ["flowchart LR"];
-  for (const c of components) lines.push(`  ${id(c.name)}["${c.type}<br/>${c.name}"]`);
+  for (const c of components) lines.push(`  ${id(c.type)}["${c.type}<br/>${c.name}"]`);
   for (const [k, labels] of [...edges].sort()) {
     const [from, to] = k.split("|");
     lines.push(`  ${id(from)} -->|${[...labels].sort().join(", ")}| ${id(to)}`);

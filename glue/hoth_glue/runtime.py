@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -28,6 +29,8 @@ def spark_session(app: str) -> SparkSession:
         paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         if package_root not in paths:
             os.environ["PYTHONPATH"] = os.pathsep.join([package_root, *paths])
+        # ...with this interpreter (the project's .venv), not whatever python3 is first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (
             builder.master(os.environ.get("HOTH_SPARK_MASTER", "local[2]"))
             .config("spark.ui.enabled", "false")
