@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -22,6 +23,12 @@ export interface GlueJobsArgs {
 }
 
 const GLUE_DIR = path.join(__dirname, "..", "glue");
+
+/** The curated tables ingest_fhir writes (glue/curated_tables.json; a pytest checks the job against it). */
+export const CURATED: {
+  partitionKeys: [string, string][];
+  tables: Record<string, [string, string][]>;
+} = JSON.parse(fs.readFileSync(path.join(GLUE_DIR, "curated_tables.json"), "utf8"));
 
 /** The two jobs: their script under glue/jobs/ and their name suffix. */
 export const JOBS: Record<GlueJobKind, { script: string; suffix: string }> = {
@@ -143,6 +150,30 @@ export class GlueJobs extends pulumi.ComponentResource {
       },
       child,
     );
+
+    // New partitions are registered with MSCK REPAIR TABLE (Athena) or a crawler.
+    for (const [table, columns] of Object.entries(CURATED.tables)) {
+      new aws.glue.CatalogTable(
+        `${name}-table-${table}`,
+        {
+          name: table,
+          databaseName: database.name,
+          tableType: "EXTERNAL_TABLE",
+          parameters: { classification: "parquet", EXTERNAL: "TRUE" },
+          partitionKeys: CURATED.partitionKeys.map(([n, type]) => ({ name: n, type })),
+          storageDescriptor: {
+            location: pulumi.interpolate`s3://${lake.bucket}/curated/${table}/`,
+            inputFormat: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+            outputFormat: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+            serDeInfo: {
+              serializationLibrary: "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+            },
+            columns: columns.map(([n, type]) => ({ name: n, type })),
+          },
+        },
+        child,
+      );
+    }
 
     const jobs = {} as Record<GlueJobKind, aws.glue.Job>;
     for (const kind of Object.keys(JOBS) as GlueJobKind[]) {

@@ -56,6 +56,8 @@ class Unauthorized extends Error {
 /** Refetch the JWKS for an unknown key id at most this often. */
 const JWKS_REFETCH_MS = 10_000;
 const JWKS_TIMEOUT_MS = 2_000;
+/** Keys are refetched at least this often, so a key Okta withdrew stops verifying. */
+const JWKS_MAX_AGE_MS = 60 * 60_000;
 
 /**
  * The issuer's keys, fetched by the authorizer itself and handed to the
@@ -74,10 +76,8 @@ class Jwks {
   interceptor = () => this.keys as never;
 
   async has(kid: string): Promise<boolean> {
-    if (
-      this.fetchedAt === 0 ||
-      (!this.known(kid) && Date.now() - this.fetchedAt > JWKS_REFETCH_MS)
-    ) {
+    const age = Date.now() - this.fetchedAt;
+    if (age > JWKS_MAX_AGE_MS || (!this.known(kid) && age > JWKS_REFETCH_MS)) {
       await this.fetch();
     }
     return this.known(kid);

@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import program = require("../index");
 
 import { parseStackConfig } from "../components/config";
+import { CURATED } from "../components/glueJobs";
 import { ACCOUNT_ID, doc, find, ofType, settle, stackConfig, useStack } from "./harness";
 
 const KEY_ARN = `arn:aws:kms:us-east-1:${ACCOUNT_ID}:key/hoth-key-key-id`;
@@ -129,6 +130,31 @@ describe("GlueJobs", () => {
       assert.equal(
         find("aws:glue/catalogDatabase:CatalogDatabase", "hoth-curated").inputs.name,
         "hoth_dev_curated",
+      );
+      const tables = ofType("aws:glue/catalogTable:CatalogTable");
+      assert.deepEqual(tables.map((t) => t.inputs.name).sort(), [
+        "condition",
+        "coverage",
+        "encounter",
+        "observation",
+        "patient",
+        "resource",
+      ]);
+      const patient = find("aws:glue/catalogTable:CatalogTable", "hoth-table-patient").inputs as {
+        databaseName: string;
+        partitionKeys: unknown;
+        storageDescriptor: { location: string; columns: { name: string; type: string }[] };
+      };
+      assert.equal(patient.databaseName, "hoth_dev_curated");
+      assert.equal(patient.storageDescriptor.location, "s3://hoth-dev-lake/curated/patient/");
+      assert.deepEqual(patient.partitionKeys, [
+        { name: "org", type: "string" },
+        { name: "ingest_date", type: "date" },
+        { name: "run_id", type: "string" },
+      ]);
+      assert.deepEqual(
+        patient.storageDescriptor.columns.map((c) => [c.name, c.type]),
+        CURATED.tables.patient,
       );
     });
 

@@ -196,3 +196,12 @@ def test_legacy_job_writes_fhir_ndjson_that_ingest_reads(spark, tmp_path, secret
     assert report["rowsRead"] == 9
     assert ingested["written"] == {"Coverage": 2, "Patient": 2}
     assert ingested["quarantined"] == {}
+
+
+def test_writes_exactly_the_columns_the_catalog_declares(spark, tmp_path, secret_id):
+    declared = json.loads((Path(__file__).parents[1] / "curated_tables.json").read_text())
+    run_ingest(tmp_path, secret_id, "run-schema")
+    for table, columns in declared["tables"].items():
+        schema = spark.read.parquet(str(tmp_path / "curated" / table)).schema
+        written = [[f.name, f.dataType.simpleString()] for f in schema.fields]
+        assert written == columns + declared["partitionKeys"], table
