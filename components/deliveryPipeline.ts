@@ -1,6 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { assumeRolePolicy, policy } from "./iam";
+import { eventsToTopic } from "./eventsToTopic";
+import { assumeRolePolicy } from "./iam";
 import {
   buildRoleStatements,
   deployRoleStatements,
@@ -313,27 +314,13 @@ export class DeliveryPipeline extends pulumi.ComponentResource {
       },
       child,
     );
-    new aws.cloudwatch.EventTarget(
-      `${name}-failures-to-sns`,
-      { rule: failures.name, arn: topic.arn },
-      child,
-    );
-    new aws.sns.TopicPolicy(
-      `${name}-notifications-policy`,
+    eventsToTopic(
       {
-        arn: topic.arn,
-        policy: pulumi.all([topic.arn, failures.arn]).apply(([topicArn, ruleArn]) =>
-          JSON.stringify(
-            policy({
-              Sid: "PipelineFailures",
-              Effect: "Allow",
-              Principal: { Service: "events.amazonaws.com" },
-              Action: "sns:Publish",
-              Resource: topicArn,
-              Condition: { ArnEquals: { "aws:SourceArn": ruleArn } },
-            }),
-          ),
-        ),
+        targetName: `${name}-failures-to-sns`,
+        policyName: `${name}-notifications-policy`,
+        sid: "PipelineFailures",
+        rule: failures,
+        topic,
       },
       child,
     );

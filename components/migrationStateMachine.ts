@@ -1,5 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { eventsToTopic } from "./eventsToTopic";
 import { assumeRolePolicy, policy, type Statement, xrayStatements } from "./iam";
 import { EVENT_SOURCE, migrationDefinition } from "./migrationDefinition";
 
@@ -211,27 +212,14 @@ export class MigrationStateMachine extends pulumi.ComponentResource {
       },
       child,
     );
-    new aws.cloudwatch.EventTarget(
-      `${name}-migration-failures-to-sns`,
-      { rule: failures.name, eventBusName: bus.name, arn: alerts.arn },
-      child,
-    );
-    new aws.sns.TopicPolicy(
-      `${name}-alerts-policy`,
+    eventsToTopic(
       {
-        arn: alerts.arn,
-        policy: pulumi.all([alerts.arn, failures.arn]).apply(([topicArn, ruleArn]) =>
-          JSON.stringify(
-            policy({
-              Sid: "MigrationFailures",
-              Effect: "Allow",
-              Principal: { Service: "events.amazonaws.com" },
-              Action: "sns:Publish",
-              Resource: topicArn,
-              Condition: { ArnEquals: { "aws:SourceArn": ruleArn } },
-            }),
-          ),
-        ),
+        targetName: `${name}-migration-failures-to-sns`,
+        policyName: `${name}-alerts-policy`,
+        sid: "MigrationFailures",
+        rule: failures,
+        topic: alerts,
+        eventBusName: bus.name,
       },
       child,
     );

@@ -26,8 +26,13 @@ export interface PipelineScope {
   secretsKeyArn: string;
 }
 
-const viaS3 = (s: PipelineScope) => ({
-  StringEquals: { "kms:ViaService": `s3.${s.region}.amazonaws.com` },
+/** Decrypt and write artifacts encrypted with the stack key, through S3 only. */
+const artifactsKey = (s: PipelineScope): Statement => ({
+  Sid: "ArtifactsKey",
+  Effect: "Allow",
+  Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+  Resource: s.keyArn,
+  Condition: { StringEquals: { "kms:ViaService": `s3.${s.region}.amazonaws.com` } },
 });
 
 export function pipelineRoleStatements(s: PipelineScope): Statement[] {
@@ -38,13 +43,7 @@ export function pipelineRoleStatements(s: PipelineScope): Statement[] {
       Action: ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
       Resource: `${s.artifactBucketArn}/*`,
     },
-    {
-      Sid: "ArtifactsKey",
-      Effect: "Allow",
-      Action: ["kms:Decrypt", "kms:GenerateDataKey"],
-      Resource: s.keyArn,
-      Condition: viaS3(s),
-    },
+    artifactsKey(s),
     {
       Sid: "Source",
       Effect: "Allow",
@@ -70,13 +69,7 @@ function projectBasics(s: PipelineScope, logGroupArn: string): Statement[] {
       Action: ["s3:GetObject", "s3:GetObjectVersion"],
       Resource: `${s.artifactBucketArn}/*`,
     },
-    {
-      Sid: "ArtifactsKey",
-      Effect: "Allow",
-      Action: ["kms:Decrypt", "kms:GenerateDataKey"],
-      Resource: s.keyArn,
-      Condition: viaS3(s),
-    },
+    artifactsKey(s),
   ];
 }
 
