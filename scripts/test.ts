@@ -42,7 +42,7 @@ const steps: Step[] = [
   {
     name: "pytest",
     cmd: path.join(VENV, "pytest"),
-    args: ["glue", "-q", `--junitxml=${path.join(REPORTS, "pytest.xml")}`],
+    args: ["glue", "-q", "-rs", `--junitxml=${path.join(REPORTS, "pytest.xml")}`],
   },
 ];
 

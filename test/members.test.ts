@@ -480,7 +480,8 @@ describe("member registration against moto (S3)", () => {
 
   it("accepts every patient of the Synthea sample export", async function () {
     if (!fs.existsSync(SYNTHEA)) {
-      this.skip(); // ../shared/fixtures/synthea-10 is not present on this machine
+      console.log(`      skipped: ${SYNTHEA} is not present on this machine`);
+      this.skip();
     }
     const patients = fs
       .readFileSync(SYNTHEA, "utf8")
