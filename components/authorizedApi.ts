@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { GATEWAY_RESPONSES, outcomeTemplate } from "./gatewayResponses";
 import { handlerFunction } from "./handlerFunction";
 import { policy, type Statement } from "./iam";
-import { arnPath, ROUTES, type Route } from "./routes";
+import { arnPath, IDENTITY_SOURCES, ROUTES, type Route } from "./routes";
 import type { SecretStore } from "./secretStore";
 
 export interface AuthorizedApiArgs {
@@ -32,9 +32,6 @@ export interface AuthorizedApiArgs {
   /** Extra IAM statements for the app function's routes, scoped to concrete ARNs. @default [] */
   appStatements?: pulumi.Input<Statement[]>;
 }
-
-/** API Gateway identity sources of the REQUEST authorizer (its cache key). */
-export const IDENTITY_SOURCES = ["Authorization", "X-Client-Id"];
 
 /** Access log line: ids and status only; never a path with an id, a header or a body. */
 export const ACCESS_LOG_FORMAT = JSON.stringify({

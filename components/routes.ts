@@ -67,6 +67,9 @@ export const ROUTES: readonly Route[] = [
   },
 ];
 
+/** API Gateway identity sources of the REQUEST authorizer (its cache key). */
+export const IDENTITY_SOURCES = ["Authorization", "X-Client-Id"];
+
 /** `/members/{id}` -> `/members/*`, the form `execute-api` ARNs take. */
 export const arnPath = (path: string) => path.replace(/\{[^}]+\}/g, "*");
 

@@ -159,7 +159,7 @@ export const ENVIRONMENTS: Record<string, { baseUrl: string; tokenUrl: string; c
   {
     local: {
       baseUrl: "http://127.0.0.1:4566/local",
-      tokenUrl: "http://127.0.0.1:4567/oauth2/default/v1/token",
+      tokenUrl: "http://127.0.0.1:4567/token",
       clientId: "0oa-hoth-local-postman",
     },
     dev: {

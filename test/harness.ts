@@ -1,7 +1,5 @@
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { parse } from "yaml";
+import { stackConfigFile } from "../local/stackConfig";
 
 /**
  * Pulumi runtime mocks shared by every program and component test. Mocks are
@@ -120,13 +118,7 @@ const mocks: pulumi.runtime.Mocks = {
 };
 
 /** The stack's config file, flattened the way Pulumi hands config to a program. */
-export function stackConfig(stack: string): Record<string, string> {
-  const file = path.join(__dirname, "..", `Pulumi.${stack}.yaml`);
-  const doc = parse(fs.readFileSync(file, "utf8")) as { config: Record<string, unknown> };
-  return Object.fromEntries(
-    Object.entries(doc.config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
-  );
-}
+export const stackConfig = stackConfigFile;
 
 /** Starts a fresh mocked deployment of `stack`: clears the record, sets mocks and config. */
 export function useStack(stack: string, overrides: Record<string, string> = {}): void {
