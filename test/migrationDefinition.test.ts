@@ -14,7 +14,8 @@ const definition = migrationDefinition({
   ingestTimeoutSeconds: 7200,
 });
 
-const START = "2026-11-22T10:00:00.000Z";
+/** The UTC day now; aws-local-stepfunctions always sets $$.Execution.StartTime to the real start. */
+const today = () => new Date().toISOString().slice(0, 10);
 
 type Input = Record<string, unknown>;
 type Entry = {
@@ -39,6 +40,7 @@ class GlueError extends Error {
  */
 async function execute(input: Input, glue: (job: string, attempt: number) => void = () => {}) {
   const machine = new StateMachine(definition as never);
+  const days = [today()];
   const runs: { job: string; args: Record<string, string> }[] = [];
   const events: Entry[] = [];
   const attempts = new Map<string, number>();
@@ -58,7 +60,6 @@ async function execute(input: Input, glue: (job: string, attempt: number) => voi
       Execution: {
         Id: "arn:aws:states:us-east-1:123456789012:execution:m:e1",
         Input: input as never,
-        StartTime: START,
       },
     },
     overrides: {
@@ -87,7 +88,8 @@ async function execute(input: Input, glue: (job: string, attempt: number) => voi
     error = e as Error;
   }
   await collect;
-  return { result, error, states, runs, events };
+  days.push(today());
+  return { result, error, states, runs, events, days };
 }
 
 const legacyInput = {
@@ -110,7 +112,10 @@ describe("migration state machine definition", () => {
   });
 
   it("legacy path: converts, ingests the converted NDJSON, publishes MigrationSucceeded", async () => {
-    const { result, states, runs, events } = await execute(legacyInput);
+    const { result, states, runs, events, days } = await execute(legacyInput);
+    // The ingest date is the UTC day the execution started (either side of a midnight).
+    const day = runs[0]?.args["--ingest_date"];
+    assert.ok(days.includes(day), `ingest date ${day} is not the day of the run (${days})`);
     assert.deepEqual(states, [
       "ValidateInput",
       "Prepare",
@@ -127,7 +132,7 @@ describe("migration state machine definition", () => {
         args: {
           "--run_id": "run-1",
           "--org": "acme",
-          "--ingest_date": "2026-11-22",
+          "--ingest_date": day,
           "--quarantine_path": "s3://hoth-dev-lake/quarantine/acme/run-1/",
           "--report_path": "s3://hoth-dev-lake/reports/acme/run-1/",
           "--input_path": "s3://hoth-dev-lake/landing/acme/extracts/members.csv",
@@ -139,7 +144,7 @@ describe("migration state machine definition", () => {
         args: {
           "--run_id": "run-1",
           "--org": "acme",
-          "--ingest_date": "2026-11-22",
+          "--ingest_date": day,
           "--quarantine_path": "s3://hoth-dev-lake/quarantine/acme/run-1/",
           "--report_path": "s3://hoth-dev-lake/reports/acme/run-1/",
           "--input_path": "s3://hoth-dev-lake/landing/acme/converted/run-1/",
