@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> dict:
             with_partition(df, args["org"], args["ingest_date"], args["run_id"]).write.mode(
                 "overwrite"
             ).partitionBy("org", "ingest_date", "run_id").parquet(join(args["curated_path"], table))
-        result.quarantine.write.mode("overwrite").json(args["quarantine_path"])
+        # Its own subfolder: an overwrite of the run's whole quarantine path
+        # would delete what legacy_members_to_fhir put in <quarantine_path>/legacy/.
+        result.quarantine.write.mode("overwrite").json(join(args["quarantine_path"], "fhir"))
     finally:
         result.classified.unpersist()
     read: dict[str, int] = {}

@@ -50,7 +50,12 @@ def secret_id(moto_server):
 
 
 def run_ingest(
-    tmp: Path, secret: str, run_id: str, source: Path = FIXTURES / "fhir", org: str = "acme"
+    tmp: Path,
+    secret: str,
+    run_id: str,
+    source: Path = FIXTURES / "fhir",
+    org: str = "acme",
+    quarantine: Path | None = None,
 ):
     return ingest_fhir.main(
         [
@@ -61,7 +66,7 @@ def run_ingest(
             "--ingest_date", "2026-11-22",
             "--input_path", str(source),
             "--curated_path", str(tmp / "curated"),
-            "--quarantine_path", str(tmp / "quarantine" / run_id),
+            "--quarantine_path", str(quarantine or tmp / "quarantine" / run_id),
             "--report_path", str(tmp / "reports" / run_id),
             "--tokenization_secret_id", secret,
         ]
@@ -122,7 +127,7 @@ def test_ingest_writes_each_table_and_a_report_and_quarantines_bad_lines(
     assert (cov.beneficiary_ref, cov.plan, cov.relationship_code) == ("Patient/p1", "GOLD", "self")
     generic = spark.read.parquet(str(curated / "resource")).collect()
     assert [(r.resource_type, r.id) for r in generic] == [("Practitioner", "d1")]
-    quarantine = spark.read.json(str(tmp_path / "quarantine" / "run-1"))
+    quarantine = spark.read.json(str(tmp_path / "quarantine" / "run-1" / "fhir"))
     assert sorted(r.reason for r in quarantine.collect()) == sorted(report["quarantined"])
 
 
@@ -187,10 +192,17 @@ def test_legacy_job_writes_fhir_ndjson_that_ingest_reads(spark, tmp_path, secret
         "--quarantine_path", str(tmp_path / "quarantine"),
         "--report_path", str(tmp_path / "reports"),
     ]  # fmt: skip
-    # Act
+    # Act: both jobs get the same quarantine path, as the state machine passes it
     report = legacy_members_to_fhir.main(args)
-    ingested = run_ingest(tmp_path, secret_id, "run-legacy", tmp_path / "landing" / "converted")
-    # Assess
+    ingested = run_ingest(
+        tmp_path,
+        secret_id,
+        "run-legacy",
+        tmp_path / "landing" / "converted",
+        quarantine=tmp_path / "quarantine",
+    )
+    # Assess: the ingest job's quarantine output leaves the legacy job's in place
+    assert spark.read.json(str(tmp_path / "quarantine" / "legacy")).count() == 7
     assert report["written"] == {"Coverage": 2, "Patient": 2}
     assert sum(report["quarantined"].values()) == 7
     assert report["rowsRead"] == 9
