@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { glueJobName, JOBS } from "./glueJobNames";
 import { type GlueJobKind, glueJobStatements } from "./gluePolicies";
 import { assumeRolePolicy, policy } from "./iam";
 import type { SecretStore } from "./secretStore";
@@ -30,11 +31,7 @@ export const CURATED: {
   tables: Record<string, [string, string][]>;
 } = JSON.parse(fs.readFileSync(path.join(GLUE_DIR, "curated_tables.json"), "utf8"));
 
-/** The two jobs: their script under glue/jobs/ and their name suffix. */
-export const JOBS: Record<GlueJobKind, { script: string; suffix: string }> = {
-  legacy: { script: "legacy_members_to_fhir.py", suffix: "legacy-members-to-fhir" },
-  ingest: { script: "ingest_fhir.py", suffix: "ingest-fhir" },
-};
+export { JOBS } from "./glueJobNames";
 
 /**
  * The data plane: the lake bucket (landing/, curated/, quarantine/, reports/,
@@ -177,7 +174,7 @@ export class GlueJobs extends pulumi.ComponentResource {
 
     const jobs = {} as Record<GlueJobKind, aws.glue.Job>;
     for (const kind of Object.keys(JOBS) as GlueJobKind[]) {
-      const jobName = `${p}-${JOBS[kind].suffix}`;
+      const jobName = glueJobName(p, kind);
       const role = new aws.iam.Role(
         `${name}-${kind}-role`,
         {

@@ -1,130 +1,222 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { CreateStateMachineCommand, SFNClient } from "@aws-sdk/client-sfn";
 import { bundleHandler } from "../components/bundle";
 import { parseStackConfig } from "../components/config";
+import { glueJobName, JOBS } from "../components/glueJobNames";
+import type { GlueJobKind } from "../components/gluePolicies";
 import { migrationDefinition } from "../components/migrationDefinition";
 import { ROUTES } from "../components/routes";
 import { startApiGateway } from "./apiGateway";
+import { type LocalJob, startGlue } from "./glue";
+import { startLambda } from "./lambda";
 import { startMoto, stopMoto } from "./moto";
 import { LOCAL_CLIENTS, startOkta } from "./okta";
+import type { PyEvent } from "./python";
 import { stackConfigFile } from "./stackConfig";
+import { type PublishedEvent, startStepFunctions } from "./stepFunctions";
 
 /**
- * The platform on one machine: moto (Secrets Manager, S3, Step Functions)
- * seeded from the same typed stack config as the Pulumi program, a local Okta,
- * and the API Gateway emulator running the same bundles Pulumi ships.
+ * The platform on one machine, wired the way the Pulumi program wires it:
+ * moto (Secrets Manager, S3) seeded from the same typed stack config, a local
+ * Okta, the local Glue (the real job scripts on warm local Spark), Step
+ * Functions running the same definition, and the API Gateway emulator in
+ * front of the two Lambda bundles Pulumi ships, each in its own worker with
+ * its own environment.
  */
 
 const ROOT = path.join(__dirname, "..");
+const ACCOUNT = "000000000000";
+const REGION = "us-east-1";
+/** The lake's top-level prefixes (components/glueJobs.ts). */
+const LAKE_PREFIXES = ["landing/", "curated/", "quarantine/", "reports/", "scripts/", "tmp/"];
 
 export interface LocalStackOptions {
   /** @default "dev" */
   stack?: string;
   apiPort?: number;
   oktaPort?: number;
+  /** Overrides the stack's authorizer result cache TTL (s); 0 turns the cache off. */
+  authorizerCacheTtlSeconds?: number;
   /** Progress lines (npm start prints them). */
   log?: (line: string) => void;
+  /** Migration events (Step Functions executions, Glue runs, published events). */
+  onMigrationEvent?: (line: string) => void;
 }
+
+export type LocalStack = Awaited<ReturnType<typeof startStack>>;
 
 export async function startStack(o: LocalStackOptions = {}) {
   const log = o.log ?? (() => {});
+  const report = o.onMigrationEvent ?? (() => {});
   const stack = o.stack ?? "dev";
   const config = parseStackConfig(stack, stackConfigFile(stack));
-  log(`stack ${stack}: starting the AWS emulator (moto)`);
-  const motoUrl = await startMoto();
-  log("starting the local Okta issuer");
-  const okta = await startOkta({
-    port: o.oktaPort ?? 0,
-    audience: config.okta.audience,
-    orgClaim: config.okta.orgClaim,
-  });
-
-  const lakeBucket = `${config.prefix}-lake`;
+  const p = config.prefix;
+  const lakeBucket = `${p}-lake`;
   const ids = {
-    okta: `${config.prefix}/okta-settings`,
-    app: `${config.prefix}/app`,
-    tokenization: `${config.prefix}/tokenization-key`,
+    okta: `${p}/okta-settings`,
+    app: `${p}/app`,
+    tokenization: `${p}/tokenization-key`,
   };
-  const sm = new SecretsManagerClient({});
-  const seed = async (name: string, value: unknown) =>
-    sm
-      .send(new CreateSecretCommand({ Name: name, SecretString: JSON.stringify(value) }))
-      .catch((e: Error) => {
-        if (e.name !== "ResourceExistsException") throw e;
-      });
-  log("seeding secrets, the data lake and the state machine");
-  await seed(ids.okta, {
-    issuer: okta.issuer,
-    audience: config.okta.audience,
-    allowedClientIds: LOCAL_CLIENTS.map((c) => c.clientId),
-    jwksUri: okta.jwksUri,
-  });
-  await seed(ids.app, { signingKey: randomBytes(24).toString("base64") });
-  await seed(ids.tokenization, { key: randomBytes(32).toString("base64") });
-  await new S3Client({ forcePathStyle: true })
-    .send(new CreateBucketCommand({ Bucket: lakeBucket }))
-    .catch(() => undefined);
-  const machine = await new SFNClient({}).send(
-    new CreateStateMachineCommand({
-      name: `${config.prefix}-migration`,
-      roleArn: "arn:aws:iam::123456789012:role/local-migration",
-      definition: JSON.stringify(
-        migrationDefinition({
-          legacyJobName: `${config.prefix}-legacy-members-to-fhir`,
-          ingestJobName: `${config.prefix}-ingest-fhir`,
-          lakeBucket,
-          eventBusName: `${config.prefix}-migrations`,
-          legacyTimeoutSeconds: config.glue.timeoutMinutes * 60,
-          ingestTimeoutSeconds: config.glue.timeoutMinutes * 60,
-        }),
-      ),
-    }),
-  );
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    stops.length = 0;
+  };
 
-  log("bundling the handlers (the same bytes Pulumi ships)");
-  const load = <T>(name: "app" | "authorizer"): T => {
-    const dir = path.join(ROOT, ".local", "dist", name);
-    fs.mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, "index.js");
-    fs.writeFileSync(file, bundleHandler(name).code);
-    delete require.cache[file];
-    return require(file) as T;
-  };
-  Object.assign(process.env, {
-    OKTA_SECRET_ID: ids.okta,
-    OKTA_ALLOW_INSECURE_ISSUER: "true",
-    ORG_CLAIM: config.okta.orgClaim,
-    APP_SECRET_ID: ids.app,
-    STATE_MACHINE_ARN: machine.stateMachineArn,
-    LAKE_BUCKET: lakeBucket,
-    STACK: `local-${stack}`,
-    LOG_LEVEL: process.env.LOG_LEVEL ?? "WARN",
-  });
-  const authorizer = load<{ handler: never }>("authorizer").handler;
-  const app = load<{ handler: never }>("app").handler;
-  const api = await startApiGateway({
-    routes: ROUTES,
-    stage: "local",
-    authorizer,
-    app,
-    cacheTtlSeconds: config.api.authorizerCacheTtlSeconds,
-    timeoutMs: config.lambda.timeoutSeconds * 1000,
-    port: o.apiPort ?? 0,
-  });
-  return {
-    apiUrl: api.url,
-    tokenUrl: okta.tokenUrl,
-    issuer: okta.issuer,
-    motoUrl,
-    lakeBucket,
-    async stop() {
-      await api.stop();
-      await okta.stop();
-      stopMoto();
-    },
-  };
+  try {
+    log(`stack ${stack}: starting the AWS emulator (moto) and the local Okta`);
+    const [motoUrl, okta] = await Promise.all([
+      startMoto(),
+      startOkta({
+        port: o.oktaPort ?? 0,
+        audience: config.okta.audience,
+        orgClaim: config.okta.orgClaim,
+      }),
+    ]);
+    stops.push(stopMoto, okta.stop);
+
+    log("starting local Glue (Spark warms up in the background)");
+    const jobs: Record<string, LocalJob> = Object.fromEntries(
+      (Object.keys(JOBS) as GlueJobKind[]).map((kind): [string, LocalJob] => [
+        glueJobName(p, kind),
+        {
+          script: path.join(ROOT, "glue", "jobs", JOBS[kind].script),
+          defaultArguments:
+            kind === "ingest" ? { "--tokenization_secret_id": ids.tokenization } : {},
+        },
+      ]),
+    );
+    const glue = await startGlue({ jobs, awsEndpoint: motoUrl });
+    stops.push(glue.stop);
+    glue.onEvent((e: PyEvent) => {
+      if (e.event === "run") report(`glue ${e.job} ${e.id}: ${e.state}`);
+    });
+
+    log("seeding secrets and the data lake from the stack config");
+    const sm = new SecretsManagerClient({});
+    const seed = async (name: string, value: unknown) =>
+      sm
+        .send(new CreateSecretCommand({ Name: name, SecretString: JSON.stringify(value) }))
+        .catch((e: Error) => {
+          if (e.name !== "ResourceExistsException") throw e;
+        });
+    const s3 = new S3Client({ forcePathStyle: true });
+    await Promise.all([
+      seed(ids.okta, {
+        issuer: okta.issuer,
+        audience: config.okta.audience,
+        allowedClientIds: LOCAL_CLIENTS.map((c) => c.clientId),
+        jwksUri: okta.jwksUri,
+      }),
+      seed(ids.app, { signingKey: randomBytes(24).toString("base64") }),
+      seed(ids.tokenization, { key: randomBytes(32).toString("base64") }),
+      s3
+        .send(new CreateBucketCommand({ Bucket: lakeBucket }))
+        .catch((e: Error) => {
+          if (e.name !== "BucketAlreadyOwnedByYou") throw e;
+        })
+        .then(() =>
+          Promise.all(
+            LAKE_PREFIXES.map((Key) =>
+              s3.send(
+                new PutObjectCommand({ Bucket: lakeBucket, Key, Body: "", ContentLength: 0 }),
+              ),
+            ),
+          ),
+        ),
+    ]);
+
+    const stateMachineArn = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:${p}-migration`;
+    const sfn = await startStepFunctions({
+      stateMachineArn,
+      definition: migrationDefinition({
+        legacyJobName: glueJobName(p, "legacy"),
+        ingestJobName: glueJobName(p, "ingest"),
+        lakeBucket,
+        eventBusName: `${p}-migrations`,
+        legacyTimeoutSeconds: config.glue.timeoutMinutes * 60,
+        ingestTimeoutSeconds: config.glue.timeoutMinutes * 60,
+      }),
+      glue,
+      onEvent: (e: PublishedEvent) =>
+        report(`event ${e.DetailType} ${JSON.stringify(e.Detail)} (bus ${e.EventBusName})`),
+      onExecution: (e) =>
+        report(`migration ${e.name}: ${e.status}${e.error ? ` (${e.error})` : ""}`),
+    });
+    stops.push(sfn.stop);
+
+    log("loading the handler bundles (the same bytes Pulumi ships)");
+    const common = {
+      AWS_ENDPOINT_URL: motoUrl,
+      AWS_ENDPOINT_URL_SFN: sfn.url,
+      AWS_REGION: REGION,
+      AWS_ACCESS_KEY_ID: "testing",
+      AWS_SECRET_ACCESS_KEY: "testing",
+      SECRET_CACHE_TTL_SECONDS: String(config.secretCacheTtlSeconds),
+      LOG_LEVEL: process.env.LOG_LEVEL ?? "WARN",
+    };
+    const lambda = async (name: "app" | "authorizer", environment: Record<string, string>) => {
+      const dir = path.join(ROOT, ".local", "dist", `${stack}-${name}`);
+      fs.mkdirSync(dir, { recursive: true });
+      const file = path.join(dir, "index.js");
+      fs.writeFileSync(file, bundleHandler(name).code);
+      const fn = await startLambda({
+        functionName: `${p}-${name}`,
+        file,
+        environment: { ...common, ...environment },
+        timeoutSeconds: config.lambda.timeoutSeconds,
+        memoryMb: config.lambda.memorySizeMb,
+      });
+      stops.push(fn.stop);
+      return fn;
+    };
+    // The environments of components/authorizedApi.ts and index.ts.
+    const [authorizer, app] = await Promise.all([
+      lambda("authorizer", {
+        OKTA_SECRET_ID: ids.okta,
+        OKTA_SETTINGS_TTL_SECONDS: String(config.secretCacheTtlSeconds),
+        // The local issuer is plain http on loopback; Okta itself is https.
+        OKTA_ALLOW_INSECURE_ISSUER: "true",
+        ORG_CLAIM: config.okta.orgClaim,
+      }),
+      lambda("app", {
+        APP_SECRET_ID: ids.app,
+        STACK: `local-${stack}`,
+        STATE_MACHINE_ARN: stateMachineArn,
+        LAKE_BUCKET: lakeBucket,
+      }),
+    ]);
+    const api = await startApiGateway({
+      routes: ROUTES,
+      stage: "local",
+      authorizer: (event) => authorizer.invoke(event),
+      app: (event, context) => app.invoke(event, context.awsRequestId),
+      cacheTtlSeconds: o.authorizerCacheTtlSeconds ?? config.api.authorizerCacheTtlSeconds,
+      timeoutMs: config.lambda.timeoutSeconds * 1000,
+      port: o.apiPort ?? 0,
+    });
+    stops.push(api.stop);
+
+    return {
+      stack,
+      apiUrl: api.url,
+      tokenUrl: okta.tokenUrl,
+      issuer: okta.issuer,
+      motoUrl,
+      lakeBucket,
+      stateMachineArn,
+      /** Resolves when Spark is warm (migrations run from then on). */
+      sparkReady: glue.sparkReady,
+      glueLog: glue.logFile,
+      events: sfn.events,
+      settled: sfn.settled,
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
 }

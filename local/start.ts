@@ -1,6 +1,9 @@
 import { spawnSync } from "node:child_process";
+import * as net from "node:net";
+import * as path from "node:path";
 import { LOCAL_CLIENTS } from "./okta";
-import { startStack } from "./stack";
+import { PYTHON } from "./python";
+import { type LocalStack, startStack } from "./stack";
 
 /**
  * `npm start [-- --stack dev|test|prod]`: the platform on this machine.
@@ -8,67 +11,111 @@ import { startStack } from "./stack";
  * matching postman/environments/local.postman_environment.json.
  */
 
+const ROOT = path.join(__dirname, "..");
+// Lambda runs Node 22; the SDK's notice that Node 20 support ends is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
 
+function fail(message: string): never {
+  console.error(`hoth: ${message}`);
+  process.exit(1);
+}
+
 function requireTool(cmd: string, args: string[], hint: string) {
   const run = spawnSync(cmd, args, { encoding: "utf8" });
-  if (run.error || run.status !== 0) {
-    console.error(`hoth: ${cmd} is required: ${hint}`);
-    process.exit(1);
-  }
+  if (run.error || run.status !== 0) fail(`${cmd} is required: ${hint}`);
 }
+
+/** Refuses a taken port up front, naming it and the variable that moves it. */
+function checkPort(port: number, variable: string): Promise<void> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () =>
+      fail(`port ${port} is taken (another npm start?); free it or set ${variable}=<port>`),
+    );
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve()));
+  });
+}
+
+/** One progress line that keeps time while something slow starts. */
+function progress(started: number) {
+  const tty = process.stdout.isTTY;
+  let current = "";
+  const timer = setInterval(() => {
+    if (tty) process.stdout.write(`\rhoth: ${current} (${elapsed(started)})   `);
+  }, 250);
+  return {
+    step(line: string) {
+      if (tty && current) process.stdout.write("\n");
+      current = line;
+      if (!tty) console.log(`hoth: ${line} (${elapsed(started)})`);
+    },
+    done() {
+      clearInterval(timer);
+      if (tty) process.stdout.write("\n");
+    },
+  };
+}
+
+const elapsed = (started: number) => `${((Date.now() - started) / 1000).toFixed(1)} s`;
 
 async function main() {
   const started = Date.now();
-  requireTool("java", ["-version"], "install Java 17 (local Spark for the Glue jobs)");
-  requireTool(
-    ".venv/bin/python",
-    ["--version"],
-    "run npm run setup to create the Python environment",
-  );
+  requireTool("java", ["-version"], "install Java 17 (local Spark runs the Glue jobs)");
+  requireTool(PYTHON, ["--version"], "run npm run setup to create the Python environment");
   const apiPort = Number(process.env.HOTH_API_PORT ?? 4566);
   const oktaPort = Number(process.env.HOTH_OKTA_PORT ?? 4567);
-  let stack: Awaited<ReturnType<typeof startStack>>;
+  await checkPort(apiPort, "HOTH_API_PORT");
+  await checkPort(oktaPort, "HOTH_OKTA_PORT");
+
+  const show = progress(started);
+  let stack: LocalStack | undefined;
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    show.done();
+    console.log("\nhoth: stopping");
+    await stack?.stop();
+    process.exit(code);
+  };
+  process.once("SIGINT", () => stop(0));
+  process.once("SIGTERM", () => stop(0));
   try {
     stack = await startStack({
       stack: arg("stack", "dev"),
       apiPort,
       oktaPort,
-      log: (l) => console.log(`hoth: ${l}`),
+      log: (l) => show.step(l),
+      onMigrationEvent: (l) => console.log(`hoth: ${l}`),
     });
+    show.step("waiting for Spark to warm up");
+    await stack.sparkReady;
   } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    if (e.code === "EADDRINUSE") {
-      console.error(
-        `hoth: port ${apiPort} or ${oktaPort} is taken; set HOTH_API_PORT / HOTH_OKTA_PORT`,
-      );
-    } else {
-      console.error(`hoth: the local stack did not start: ${e.message}`);
-    }
-    process.exit(1);
+    show.done();
+    console.error(`hoth: the local stack did not start: ${(error as Error).message}`);
+    await stop(1);
+    return;
   }
+  show.done();
   const client = LOCAL_CLIENTS[0];
   console.log(`
-HOTH local stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s
-  API            ${stack.apiUrl}         (POST /health, /members, /migrations ...)
-  Okta (local)   ${stack.issuer}          token endpoint ${stack.tokenUrl}
-  AWS (moto)     ${stack.motoUrl}          lake bucket ${stack.lakeBucket}
+HOTH local stack ready in ${elapsed(started)} (stack ${stack.stack})
+  API            ${stack.apiUrl}   POST /health, POST /members, GET /members/{id}, POST /migrations, GET /migrations/{id}
+  Okta (local)   ${stack.issuer}   token endpoint ${stack.tokenUrl}
+  AWS (moto)     ${stack.motoUrl}   lake bucket s3://${stack.lakeBucket}
+  Glue log       ${path.relative(ROOT, stack.glueLog)}
 
-Get a token:     npm run token -- --scopes "system/Patient.cruds system/Task.cruds" --org ${client.org}
-Call the API:    curl -X POST ${stack.apiUrl}/health -H "Authorization: Bearer $TOKEN" -H "X-Client-Id: ${client.clientId}"
-Postman:         import postman/environments/local.postman_environment.json and set clientSecret
-                 to the local-only secret of ${client.clientId}: ${client.secret}
-Ctrl-C stops everything.`);
-  const stop = async () => {
-    console.log("\nhoth: stopping");
-    await stack.stop();
-    process.exit(0);
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+Get a token:   TOKEN=$(npm run --silent token -- --scopes "system/Patient.cruds system/Task.cruds" --org ${client.org})
+Call the API:  curl -X POST ${stack.apiUrl}/health -H "Authorization: Bearer $TOKEN" -H "X-Client-Id: ${client.clientId}"
+Postman:       import postman/hoth.postman_collection.json and postman/environments/local.postman_environment.json;
+               the local environment's clientSecret is ${client.clientId}'s local-only secret: ${client.secret}
+Ctrl-C stops everything.
+`);
 }
 
 main();

@@ -32,17 +32,17 @@ const steps: Step[] = [
     cmd: path.join(BIN, "tsc"),
     args: ["--noEmit", "-p", "."],
   },
-  { name: "ruff check", cmd: path.join(VENV, "ruff"), args: ["check", "glue", "bench"] },
+  { name: "ruff check", cmd: path.join(VENV, "ruff"), args: ["check", "glue", "bench", "local"] },
   {
     name: "ruff format --check",
     cmd: path.join(VENV, "ruff"),
-    args: ["format", "--check", "glue", "bench"],
+    args: ["format", "--check", "glue", "bench", "local"],
   },
   { name: "mocha", cmd: path.join(BIN, "mocha"), args: [] },
   {
     name: "pytest",
     cmd: path.join(VENV, "pytest"),
-    args: ["glue", "-q", "-rs", `--junitxml=${path.join(REPORTS, "pytest.xml")}`],
+    args: ["glue", "local/python", "-q", "-rs", `--junitxml=${path.join(REPORTS, "pytest.xml")}`],
   },
 ];
 

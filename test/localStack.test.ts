@@ -1,20 +1,35 @@
 import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { EXAMPLES } from "../components/openapi";
 import { fetchToken, LOCAL_CLIENTS } from "../local/okta";
-import { startStack } from "../local/stack";
+import type { LocalStack } from "../local/stack";
+import { localStack } from "./support/localStack";
 
-type Body = { id: string; status: string; stack: string; issue: { code: string }[] };
-const body = async (r: Response): Promise<Body> => (await r.json()) as Body;
+// biome-ignore lint/suspicious/noExplicitAny: response bodies, checked field by field
+type Json = Record<string, any>;
+const ROOT = path.join(__dirname, "..");
+const PYTHON = path.join(ROOT, ".venv", "bin", "python");
 
-/** The local stack end to end: local Okta -> API Gateway emulator -> real bundles -> moto. */
-describe("local stack (npm start) end to end", () => {
-  let stack: Awaited<ReturnType<typeof startStack>>;
+/**
+ * The local stack end to end: local Okta -> API Gateway emulator -> the real
+ * bundles -> moto, Step Functions running the deployed definition, and the
+ * real Glue job scripts on local Spark.
+ */
+describe("local stack (npm start) end to end", function () {
+  this.timeout(240_000);
+  let stack: LocalStack;
+  let s3: S3Client;
   const [acme, globex] = LOCAL_CLIENTS;
-  const call = (
+  const call = async (
     method: string,
-    path: string,
+    urlPath: string,
     opts: { token?: string; clientId?: string; body?: unknown; key?: string } = {},
-  ) =>
-    fetch(`${stack.apiUrl}${path}`, {
+  ) => {
+    const res = await fetch(`${stack.apiUrl}${urlPath}`, {
       method,
       headers: {
         ...(opts.token ? { Authorization: `Bearer ${opts.token}` } : {}),
@@ -24,6 +39,8 @@ describe("local stack (npm start) end to end", () => {
       },
       body: opts.body ? JSON.stringify(opts.body) : undefined,
     });
+    return { status: res.status, headers: res.headers, body: (await res.json()) as Json };
+  };
   const patient = {
     resourceType: "Patient",
     identifier: [{ system: "https://example.org/mrn", value: "LOCAL-1" }],
@@ -31,21 +48,70 @@ describe("local stack (npm start) end to end", () => {
     gender: "other",
     birthDate: "1990-01-01",
   };
+  const unique = () => `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
 
-  before(async function () {
-    this.timeout(60_000);
-    stack = await startStack({ stack: "dev" });
+  /** Starts a migration and follows it through the API until it leaves RUNNING. */
+  async function migrate(token: string, body: unknown) {
+    const started = await call("POST", "/migrations", {
+      token,
+      clientId: acme.clientId,
+      body,
+      key: unique(),
+    });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    assert.equal(started.headers.get("location"), `/migrations/${started.body.id}`);
+    for (;;) {
+      const followed = await call("GET", `/migrations/${started.body.id}`, {
+        token,
+        clientId: acme.clientId,
+      });
+      assert.equal(followed.status, 200);
+      if (followed.body.status !== "RUNNING") return followed.body;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  /** Rows of the curated Parquet files under a prefix, read with pyarrow from moto's S3. */
+  function parquet(prefix: string): Json[] {
+    const script = `
+import io, json, os, sys, boto3, pyarrow.parquet as pq
+s3 = boto3.client("s3")
+rows = []
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[1], Prefix=sys.argv[2]):
+    for o in page.get("Contents", []):
+        if o["Key"].endswith(".parquet"):
+            body = s3.get_object(Bucket=sys.argv[1], Key=o["Key"])["Body"].read()
+            rows += pq.read_table(io.BytesIO(body)).to_pylist()
+print(json.dumps(rows, default=str), flush=True)
+os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
+    const run = spawnSync(PYTHON, ["-c", script, stack.lakeBucket, prefix], {
+      encoding: "utf8",
+      env: { ...process.env, AWS_ENDPOINT_URL: stack.motoUrl },
+    });
+    assert.equal(run.status, 0, run.stderr);
+    return JSON.parse(run.stdout) as Json[];
+  }
+
+  const keys = async (prefix: string) =>
+    (
+      (await s3.send(new ListObjectsV2Command({ Bucket: stack.lakeBucket, Prefix: prefix })))
+        .Contents ?? []
+    ).map((o) => o.Key as string);
+
+  before(async () => {
+    stack = await localStack();
+    s3 = new S3Client({ forcePathStyle: true, endpoint: stack.motoUrl });
   });
 
-  after(async () => {
-    await stack?.stop();
-  });
-
-  it("serves health, registration and migrations to a token from the local Okta", async () => {
-    const token = await fetchToken(stack.tokenUrl, acme, "system/Patient.cruds system/Task.cruds");
+  it("serves health and member registration (single and bundle) to a token from the local Okta", async () => {
+    const token = await fetchToken(
+      stack.tokenUrl,
+      acme,
+      "system/Patient.cruds system/Coverage.cruds",
+    );
     const health = await call("POST", "/health", { token, clientId: acme.clientId });
     assert.equal(health.status, 200);
-    assert.equal((await body(health)).stack, "local-dev");
+    assert.equal(health.body.stack, "local-dev");
 
     const created = await call("POST", "/members", {
       token,
@@ -53,33 +119,145 @@ describe("local stack (npm start) end to end", () => {
       body: patient,
     });
     assert.equal(created.status, 201);
-    const member = await body(created);
-    const got = await call("GET", `/members/${member.id}`, { token, clientId: acme.clientId });
+    const got = await call("GET", `/members/${created.body.id}`, {
+      token,
+      clientId: acme.clientId,
+    });
     assert.equal(got.status, 200);
-    assert.equal((await body(got)).id, member.id);
+    assert.equal(got.body.id, created.body.id);
 
-    const started = await call("POST", "/migrations", {
+    const bundle = await call("POST", "/members", {
       token,
       clientId: acme.clientId,
-      body: { source: "fhir", inputPrefix: "members/" },
-      key: "local-e2e-1",
+      body: EXAMPLES.transaction,
     });
-    assert.equal(started.status, 202);
-    const followed = await call("GET", started.headers.get("location") as string, {
+    assert.equal(bundle.status, 200);
+    assert.equal(bundle.body.type, "transaction-response");
+    assert.deepEqual(
+      bundle.body.entry.map((e: Json) => e.response.status),
+      ["201 Created", "201 Created"],
+    );
+  });
+
+  it("runs a legacy migration end to end: Glue on local Spark writes curated Parquet, quarantine and reports", async () => {
+    // Prepare: a generated extract of 40 members plus two bad rows
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hoth-e2e-"));
+    const csv = path.join(dir, "members.csv");
+    const gen = spawnSync(
+      PYTHON,
+      [
+        "-m",
+        "hoth_glue.generate",
+        "legacy",
+        "--members",
+        "40",
+        "--seed",
+        "11",
+        "--out",
+        csv,
+        "--bad-fraction",
+        "0",
+      ],
+      { cwd: path.join(ROOT, "glue"), encoding: "utf8" },
+    );
+    assert.equal(gen.status, 0, gen.stderr);
+    const lines = fs.readFileSync(csv, "utf8").trimEnd().split("\n");
+    const duplicate = lines[1];
+    const missingId = `,No,Id,1980-01-01,F,,,,,,,,,,self,2026-01-01,`;
+    const extract = `${[...lines, duplicate, missingId].join("\n")}\n`;
+    const prefix = `extracts/${unique()}/members.csv`;
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: stack.lakeBucket,
+        Key: `landing/acme/${prefix}`,
+        Body: extract,
+      }),
+    );
+    const token = await fetchToken(stack.tokenUrl, acme, "system/Task.cruds");
+
+    // Act
+    const done = await migrate(token, { source: "legacy", inputPrefix: prefix });
+
+    // Assess: the run, its report, the curated rows and the quarantine
+    assert.equal(done.status, "SUCCEEDED", JSON.stringify(done.error));
+    const id = done.id as string;
+    assert.equal(done.reportUri, `s3://${stack.lakeBucket}/reports/acme/${id}/report.json`);
+    assert.deepEqual(
+      [
+        done.report.job,
+        done.report.org,
+        done.report.runId,
+        done.report.written,
+        done.report.quarantined,
+      ],
+      ["ingest_fhir", "acme", id, { Coverage: 40, Patient: 40 }, {}],
+    );
+    const partition = `org=acme/ingest_date=${done.report.ingestDate}/run_id=${id}/`;
+    const patients = parquet(`curated/patient/${partition}`);
+    assert.equal(patients.length, 40);
+    assert.ok(patients.every((p) => String(p.identifier_tokens[0]).startsWith("tok:")));
+    assert.ok(!JSON.stringify(patients).includes("M00000000"), "a member id is in clear text");
+    assert.equal(parquet(`curated/coverage/${partition}`).length, 40);
+    assert.ok((await keys(`quarantine/acme/${id}/legacy/`)).some((k) => k.endsWith(".json")));
+    assert.deepEqual(await keys(`reports/acme/${id}/`), [
+      `reports/acme/${id}/legacy-report.json`,
+      `reports/acme/${id}/report.json`,
+    ]);
+    const succeeded = stack.events.filter((e) => e.Detail.runId === id);
+    assert.deepEqual(
+      succeeded.map((e) => [e.Source, e.DetailType, e.EventBusName]),
+      [["hoth.migration", "MigrationSucceeded", "hoth-dev-migrations"]],
+    );
+  });
+
+  it("migrates registered members (FHIR path) into the curated patient table", async () => {
+    const token = await fetchToken(stack.tokenUrl, acme, "system/Patient.cruds system/Task.cruds");
+    const member = await call("POST", "/members", {
       token,
       clientId: acme.clientId,
+      body: patient,
     });
-    assert.equal(followed.status, 200);
-    assert.equal((await body(followed)).status, "RUNNING");
+    assert.equal(member.status, 201);
+
+    const done = await migrate(token, { source: "fhir", inputPrefix: "members/" });
+
+    assert.equal(done.status, "SUCCEEDED", JSON.stringify(done.error));
+    const rows = parquet(
+      `curated/patient/org=acme/ingest_date=${done.report.ingestDate}/run_id=${done.id}/`,
+    );
+    assert.equal(rows.length, done.report.written.Patient);
+    assert.ok(rows.some((r) => r.id === member.body.id));
+  });
+
+  it("fails a migration whose input does not exist, and publishes MigrationFailed", async () => {
+    const token = await fetchToken(stack.tokenUrl, acme, "system/Task.cruds");
+
+    const done = await migrate(token, { source: "fhir", inputPrefix: `nothing-${unique()}/` });
+
+    assert.equal(done.status, "FAILED");
+    assert.equal(done.error.error, "States.TaskFailed");
+    const cause = JSON.parse(done.error.cause);
+    assert.deepEqual([cause.JobName, cause.JobRunState], ["hoth-dev-ingest-fhir", "FAILED"]);
+    assert.match(
+      cause.ErrorMessage,
+      /^InputNotFound: Path does not exist: s3:\/\/hoth-dev-lake\/landing\/acme\/nothing-/,
+    );
+    const failed = stack.events.filter((e) => e.Detail.runId === done.id);
+    assert.deepEqual(
+      failed.map((e) => [e.DetailType, e.Detail.error]),
+      [["MigrationFailed", "States.TaskFailed"]],
+    );
   });
 
   it("keeps organisations apart", async () => {
     const acmeToken = await fetchToken(stack.tokenUrl, acme, "system/Patient.cruds");
     const globexToken = await fetchToken(stack.tokenUrl, globex, "system/Patient.cruds");
-    const member = await body(
-      await call("POST", "/members", { token: acmeToken, clientId: acme.clientId, body: patient }),
-    );
-    const other = await call("GET", `/members/${member.id}`, {
+    const member = await call("POST", "/members", {
+      token: acmeToken,
+      clientId: acme.clientId,
+      body: patient,
+    });
+    const other = await call("GET", `/members/${member.body.id}`, {
       token: globexToken,
       clientId: globex.clientId,
     });
@@ -89,7 +267,7 @@ describe("local stack (npm start) end to end", () => {
   it("answers 401 without a token and 403 when the scopes do not grant the route, as OperationOutcome", async () => {
     const noToken = await call("POST", "/members", { clientId: acme.clientId, body: patient });
     assert.equal(noToken.status, 401);
-    assert.equal((await body(noToken)).issue[0].code, "login");
+    assert.equal(noToken.body.issue[0].code, "login");
     const readOnly = await fetchToken(stack.tokenUrl, acme, "system/Patient.rs");
     const refused = await call("POST", "/members", {
       token: readOnly,
@@ -97,11 +275,20 @@ describe("local stack (npm start) end to end", () => {
       body: patient,
     });
     assert.equal(refused.status, 403);
-    assert.equal((await body(refused)).issue[0].code, "forbidden");
+    assert.equal(refused.body.issue[0].code, "forbidden");
+    const noMigrationScope = await call("POST", "/migrations", {
+      token: readOnly,
+      clientId: acme.clientId,
+      body: { source: "fhir", inputPrefix: "members/" },
+      key: unique(),
+    });
+    assert.equal(noMigrationScope.status, 403);
     const forged = await call("POST", "/health", { token: "a.b.c", clientId: acme.clientId });
     assert.equal(forged.status, 401);
     const unknown = await call("GET", "/nowhere", { token: readOnly, clientId: acme.clientId });
+    // MISSING_AUTHENTICATION_TOKEN, answered as 404 (components/gatewayResponses.ts)
     assert.equal(unknown.status, 404);
+    assert.equal(unknown.body.issue[0].code, "not-found");
   });
 
   it("refuses a client with a wrong secret at the token endpoint", async () => {

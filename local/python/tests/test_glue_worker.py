@@ -1,0 +1,171 @@
+"""The local Glue's S3 mirroring and run states, with a stand-in job script
+(the real jobs run through it in the mocha end-to-end test of the local stack)."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import boto3
+import pytest
+from glue_worker import GlueWorker
+from moto import mock_aws
+
+BUCKET = "hoth-dev-lake"
+
+# Reads every file under --input_path, writes their line count to
+# <--landing_path>/counts/part-0.txt (with a .crc beside it, as Hadoop does),
+# deletes <--landing_path>/stale.txt if present, writes report.json.
+JOB = """
+import json, os, pathlib
+from hoth_glue.args import resolve
+
+def main(argv):
+    args = resolve(argv, ["input_path", "landing_path", "report_path", "mode"])
+    if args["mode"] == "fail":
+        raise RuntimeError("boom\\nsecond line with row data")
+    src = pathlib.Path(args["input_path"])
+    files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+    lines = sum(len(p.read_text().splitlines()) for p in files)
+    out = pathlib.Path(args["landing_path"])
+    seen = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    (out / "counts").mkdir(parents=True, exist_ok=True)
+    (out / "counts" / "part-0.txt").write_text(str(lines))
+    (out / "counts" / ".part-0.txt.crc").write_text("crc")
+    (out / "stale.txt").unlink(missing_ok=True)
+    report = {"files": len(files), "lines": lines, "outputSeen": seen, "tenant": args["org"]}
+    pathlib.Path(args["report_path"], "report.json").write_text(json.dumps(report))
+"""
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def worker(s3, tmp_path: Path) -> GlueWorker:
+    script = tmp_path / "count_job.py"
+    script.write_text(textwrap.dedent(JOB))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    return GlueWorker(
+        {
+            "count": {
+                "script": str(script),
+                "defaultArguments": {"--org": "acme", "--TempDir": "s3://x/"},
+            }
+        },
+        scratch,
+    )
+
+
+def run(worker: GlueWorker, **arguments: str):
+    job_run = worker.start_run("count", {f"--{k}": v for k, v in arguments.items()})
+    worker.execute(worker.queue.get())
+    return job_run
+
+
+def keys(s3, prefix: str) -> list[str]:
+    return sorted(
+        o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    )
+
+
+def test_runs_a_job_on_an_input_directory_and_mirrors_its_output(s3, worker):
+    # Prepare
+    s3.put_object(Bucket=BUCKET, Key="landing/acme/exp/a.ndjson", Body=b"1\n2\n")
+    s3.put_object(Bucket=BUCKET, Key="landing/acme/exp/sub/b.ndjson", Body=b"3\n")
+    s3.put_object(Bucket=BUCKET, Key="landing/acme/expired/c.ndjson", Body=b"4\n")
+    s3.put_object(Bucket=BUCKET, Key="out/r1/stale.txt", Body=b"old")
+    s3.put_object(Bucket=BUCKET, Key="out/r1/keep/kept.txt", Body=b"kept")
+    # Act
+    job_run = run(
+        worker,
+        mode="ok",
+        input_path=f"s3://{BUCKET}/landing/acme/exp",
+        landing_path=f"s3://{BUCKET}/out/r1/",
+        report_path=f"s3://{BUCKET}/reports/r1/",
+    )
+    # Assess: 'exp' is a directory (not the 'expired' sibling); the job saw
+    # the output's existing objects; what it deleted is gone, .crc never lands
+    assert (job_run.state, job_run.error) == ("SUCCEEDED", None)
+    assert keys(s3, "out/") == ["out/r1/counts/part-0.txt", "out/r1/keep/kept.txt"]
+    body = s3.get_object(Bucket=BUCKET, Key="out/r1/counts/part-0.txt")["Body"].read()
+    assert body == b"3"
+    report = s3.get_object(Bucket=BUCKET, Key="reports/r1/report.json")["Body"].read()
+    assert report == (
+        b'{"files": 2, "lines": 3, "outputSeen": ["keep/kept.txt", "stale.txt"], "tenant": "acme"}'
+    )
+    assert list(worker.scratch.iterdir()) == []
+
+
+def test_reads_a_single_input_object(s3, worker):
+    s3.put_object(Bucket=BUCKET, Key="landing/acme/members.csv", Body=b"h\nr1\nr2\n")
+    job_run = run(
+        worker,
+        mode="ok",
+        input_path=f"s3://{BUCKET}/landing/acme/members.csv",
+        landing_path=f"s3://{BUCKET}/out/r2/",
+        report_path=f"s3://{BUCKET}/reports/r2/",
+    )
+    assert job_run.state == "SUCCEEDED"
+    assert s3.get_object(Bucket=BUCKET, Key="out/r2/counts/part-0.txt")["Body"].read() == b"3"
+
+
+def test_fails_a_run_whose_input_path_holds_nothing_and_writes_nothing(s3, worker):
+    job_run = run(
+        worker,
+        mode="ok",
+        input_path=f"s3://{BUCKET}/landing/acme/nothing/",
+        landing_path=f"s3://{BUCKET}/out/r3/",
+        report_path=f"s3://{BUCKET}/reports/r3/",
+    )
+    assert job_run.state == "FAILED"
+    assert (
+        job_run.error == f"InputNotFound: Path does not exist: s3://{BUCKET}/landing/acme/nothing/"
+    )
+    assert keys(s3, "") == []
+
+
+def test_reports_only_the_first_line_of_a_job_error_and_uploads_nothing(s3, worker):
+    s3.put_object(Bucket=BUCKET, Key="landing/acme/x.csv", Body=b"h\n")
+    job_run = run(
+        worker,
+        mode="fail",
+        input_path=f"s3://{BUCKET}/landing/acme/x.csv",
+        landing_path=f"s3://{BUCKET}/out/r4/",
+        report_path=f"s3://{BUCKET}/reports/r4/",
+    )
+    assert (job_run.state, job_run.error) == ("FAILED", "RuntimeError: boom")
+    assert job_run.describe()["ErrorMessage"] == "RuntimeError: boom"
+    assert keys(s3, "out/") == [] and keys(s3, "reports/") == []
+
+
+def test_refuses_an_s3_argument_it_cannot_map(s3, worker):
+    job_run = run(worker, mode="ok", other_path=f"s3://{BUCKET}/x/")
+    assert job_run.state == "FAILED"
+    assert job_run.error == "ValueError: --other_path is an S3 path the local Glue does not map"
+
+
+def test_refuses_keys_that_escape_their_prefix(s3, worker):
+    s3.put_object(Bucket=BUCKET, Key="landing/acme/d/../../../../etc/x", Body=b"1\n")
+    job_run = run(
+        worker,
+        mode="ok",
+        input_path=f"s3://{BUCKET}/landing/acme/d/",
+        landing_path=f"s3://{BUCKET}/out/r5/",
+        report_path=f"s3://{BUCKET}/reports/r5/",
+    )
+    assert job_run.state == "FAILED"
+    assert job_run.error.startswith("ValueError: S3 key escapes its prefix")
+    assert not os.path.exists("/etc/x")
