@@ -65,6 +65,8 @@ export async function startGlue(o: {
   );
   await worker.waitFor("listening", 30_000);
   const url = `http://127.0.0.1:${port}`;
+  const sparkReady = worker.waitFor("spark-ready", 180_000);
+  sparkReady.catch(() => undefined); // a stop before Spark is up is not an error of its own
   const call = async <T>(method: string, route: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${url}${route}`, {
       method,
@@ -78,7 +80,7 @@ export async function startGlue(o: {
   };
   return {
     url,
-    sparkReady: worker.waitFor("spark-ready", 180_000),
+    sparkReady,
     onEvent: worker.onEvent,
     logFile: worker.logFile,
     startJobRun: async (JobName, Arguments) =>

@@ -123,18 +123,12 @@ export function collection() {
         "Every route of the HOTH API. Pick an environment (local, dev, test, prod); the collection gets an Okta token with the client-credentials grant (client secret from your Postman vault or local environment value, never committed) and sends X-Client-Id.",
       schema: "https://schema.getpostman.com/json/collection/v2.1.0/collection.json",
     },
+    // A bearer token the collection fetches itself (client credentials) and
+    // reuses until a minute before it expires: works the same in the Postman
+    // app and in newman, which cannot run Postman's interactive OAuth 2.0 flow.
     auth: {
-      type: "oauth2",
-      oauth2: [
-        { key: "grant_type", value: "client_credentials", type: "string" },
-        { key: "accessTokenUrl", value: "{{tokenUrl}}", type: "string" },
-        { key: "clientId", value: "{{clientId}}", type: "string" },
-        { key: "clientSecret", value: "{{clientSecret}}", type: "string" },
-        { key: "scope", value: "{{scopes}}", type: "string" },
-        { key: "client_authentication", value: "header", type: "string" },
-        { key: "addTokenTo", value: "header", type: "string" },
-        { key: "tokenName", value: "hoth", type: "string" },
-      ],
+      type: "bearer",
+      bearer: [{ key: "token", value: "{{accessToken}}", type: "string" }],
     },
     event: [
       {
@@ -143,6 +137,34 @@ export function collection() {
           type: "text/javascript",
           exec: [
             'pm.request.headers.upsert({ key: "X-Client-Id", value: pm.variables.get("clientId") });',
+            'const scopes = pm.variables.get("scopes");',
+            'const fresh = pm.collectionVariables.get("accessTokenScopes") === scopes && Number(pm.collectionVariables.get("accessTokenExpiry") || 0) > Date.now() + 60000;',
+            "if (!fresh) {",
+            "  pm.sendRequest({",
+            '    url: pm.variables.get("tokenUrl"),',
+            '    method: "POST",',
+            "    header: {",
+            '      "Content-Type": "application/x-www-form-urlencoded",',
+            '      Authorization: "Basic " + btoa(pm.variables.get("clientId") + ":" + pm.variables.get("clientSecret")),',
+            "    },",
+            '    body: { mode: "urlencoded", urlencoded: [{ key: "grant_type", value: "client_credentials" }, { key: "scope", value: scopes }] },',
+            "  }, (error, response) => {",
+            "    const ok = !error && response.code === 200;",
+            '    pm.collectionVariables.set("accessTokenError", ok ? "" : "no token from " + pm.variables.get("tokenUrl") + ": " + (error || response.code));',
+            '    pm.collectionVariables.set("accessToken", ok ? response.json().access_token : "");',
+            '    pm.collectionVariables.set("accessTokenScopes", ok ? scopes : "");',
+            '    pm.collectionVariables.set("accessTokenExpiry", ok ? String(Date.now() + response.json().expires_in * 1000) : "0");',
+            "  });",
+            "}",
+          ],
+        },
+      },
+      {
+        listen: "test",
+        script: {
+          type: "text/javascript",
+          exec: [
+            'pm.test("has an access token", () => pm.expect(pm.collectionVariables.get("accessTokenError"), pm.collectionVariables.get("accessTokenError")).to.eql(""));',
           ],
         },
       },
@@ -150,6 +172,10 @@ export function collection() {
     variable: [
       { key: "memberId", value: "" },
       { key: "migrationId", value: "" },
+      { key: "accessToken", value: "" },
+      { key: "accessTokenScopes", value: "" },
+      { key: "accessTokenExpiry", value: "0" },
+      { key: "accessTokenError", value: "" },
     ],
     item: ROUTES.flatMap(requestsFor),
   };

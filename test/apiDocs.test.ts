@@ -69,7 +69,10 @@ describe("Postman collection and environments", () => {
         `${item.name} has no status assertion`,
       );
     }
-    assert.equal(collection().auth.type, "oauth2");
+    assert.deepEqual(collection().auth, {
+      type: "bearer",
+      bearer: [{ key: "token", value: "{{accessToken}}", type: "string" }],
+    });
   });
 
   it("commits no secret: every environment leaves clientSecret empty and typed secret", () => {

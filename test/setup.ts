@@ -1,4 +1,4 @@
-import "./support/node22";
+import "../local/node22";
 import { stopLocalStack } from "./support/localStack";
 import { stopMoto } from "./support/moto";
 

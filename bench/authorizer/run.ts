@@ -12,7 +12,7 @@ import OktaJwtVerifier = require("@okta/jwt-verifier");
 import { JwtRsaVerifier } from "aws-jwt-verify";
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from "aws-lambda";
 import { bundleHandler } from "../../components/bundle";
-import "../../test/support/node22";
+import "../../local/node22";
 import { startMoto, stopMoto } from "../../test/support/moto";
 import { countingProxy, startIssuer } from "../../test/support/oidc";
 import { coldLoad, median, ms, percentile, table } from "../lib";

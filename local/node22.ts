@@ -1,6 +1,7 @@
 /**
  * Node 22 APIs that dev tools use and this machine's Node 20 lacks. Loaded by
- * test/setup.ts only; Lambda's nodejs22.x runtime has them natively.
+ * the tests (test/setup.ts) and the local stack (local/stepFunctions.ts) only;
+ * Lambda's nodejs22.x runtime has them natively.
  * - Promise.withResolvers (ES2024): aws-local-stepfunctions awaits Task states with it.
  */
 type Resolvers<T> = {
