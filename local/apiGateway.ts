@@ -18,8 +18,9 @@ import { IDENTITY_SOURCES, type Route, resolveRoute } from "../components/routes
  * the returned policy evaluated against the method ARN (Allow -> integration,
  * explicit or implicit deny -> 403, `Unauthorized` -> 401, other errors ->
  * 500), Lambda proxy events with `requestContext.authorizer`, the gateway
- * responses of components/gatewayResponses.ts, the 10 MB payload limit and the
- * integration timeout.
+ * responses of components/gatewayResponses.ts, the 10 MB payload limit, the
+ * integration timeout, and 502 for a function error or a malformed proxy
+ * result (https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html).
  */
 
 type Authorizer = (e: APIGatewayRequestAuthorizerEvent) => Promise<APIGatewayAuthorizerResult>;
@@ -49,18 +50,25 @@ const MESSAGES: Record<string, string> = {
   MISSING_AUTHENTICATION_TOKEN: "Missing Authentication Token",
   REQUEST_TOO_LARGE: "Request Too Long",
   AUTHORIZER_FAILURE: "Internal server error",
+  AUTHORIZER_CONFIGURATION_ERROR: "Internal server error",
   INTEGRATION_TIMEOUT: "Endpoint request timed out",
+  DEFAULT_4XX: "Bad Request",
   DEFAULT_5XX: "Internal server error",
 };
 
-function gatewayResponse(type: string): APIGatewayProxyResult {
+/**
+ * The gateway response of a type. `status` is the status API Gateway itself
+ * would send; it applies where the spec sets none (the DEFAULT_* families keep
+ * API Gateway's own status, e.g. 502 for a Lambda function error).
+ */
+function gatewayResponse(type: string, status = 500): APIGatewayProxyResult {
   const spec =
     GATEWAY_RESPONSES.find((r) => r.type === type) ??
-    GATEWAY_RESPONSES.find((r) => r.type === "DEFAULT_5XX");
+    GATEWAY_RESPONSES.find((r) => r.type === (status < 500 ? "DEFAULT_4XX" : "DEFAULT_5XX"));
   const headers: Record<string, string> = { "Content-Type": "application/fhir+json" };
   for (const [k, v] of Object.entries(spec?.headers ?? {})) headers[k] = v.replace(/^'|'$/g, "");
   return {
-    statusCode: spec?.statusCode ?? 500,
+    statusCode: spec?.statusCode ?? status,
     headers,
     body: JSON.stringify({
       resourceType: "OperationOutcome",
@@ -75,17 +83,27 @@ function gatewayResponse(type: string): APIGatewayProxyResult {
   };
 }
 
+/** Compiled resource patterns: a policy's few patterns recur on every request. */
+const compiled = new Map<string, RegExp>();
+
 /** IAM-style match of an execute-api resource pattern (`*` spans any characters). */
 function matches(pattern: string, arn: string): boolean {
-  const re = new RegExp(
-    `^${pattern
-      .split("*")
-      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
-      .join(".*")}$`,
-  );
+  let re = compiled.get(pattern);
+  if (!re) {
+    re = new RegExp(
+      `^${pattern
+        .split("*")
+        .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+        .join(".*")}$`,
+    );
+    // Bounded: an authorizer minting per-caller patterns must not grow it forever.
+    if (compiled.size >= 1024) compiled.clear();
+    compiled.set(pattern, re);
+  }
   return re.test(arn);
 }
 
+/** A policy's answer for one method ARN: a matching Deny wins, then a matching Allow; else deny. */
 export function evaluate(
   policy: APIGatewayAuthorizerResult["policyDocument"],
   methodArn: string,
@@ -100,19 +118,56 @@ export function evaluate(
   return allowed ? "allow" : "deny";
 }
 
+/**
+ * Whether an authorizer result is one API Gateway accepts: a policy with
+ * statements, and a context of primitive values only
+ * (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-lambda-authorizer-output.html).
+ */
+function isValidAuthorizerResult(result: APIGatewayAuthorizerResult | undefined): boolean {
+  if (!Array.isArray(result?.policyDocument?.Statement)) return false;
+  return Object.values(result.context ?? {}).every((v) =>
+    ["string", "number", "boolean"].includes(typeof v),
+  );
+}
+
+/** Whether a Lambda proxy result is well-formed; API Gateway answers 502 otherwise. */
+function isValidProxyResult(result: APIGatewayProxyResult | undefined): boolean {
+  return (
+    typeof result === "object" &&
+    result !== null &&
+    Number.isInteger(result.statusCode) &&
+    result.statusCode >= 100 &&
+    result.statusCode <= 599 &&
+    (result.body === undefined || result.body === null || typeof result.body === "string")
+  );
+}
+
 export async function startApiGateway(o: EmulatorOptions) {
   const cache = new Map<string, { result: APIGatewayAuthorizerResult; until: number }>();
+  const timeoutMs = o.timeoutMs ?? 29_000;
 
-  async function handle(req: http.IncomingMessage, body: Buffer): Promise<APIGatewayProxyResult> {
+  async function handle(
+    req: http.IncomingMessage,
+    body: Buffer,
+    received: number,
+  ): Promise<APIGatewayProxyResult> {
     const url = new URL(req.url ?? "/", "http://localhost");
     const prefix = `/${o.stage}`;
     if (!url.pathname.startsWith(`${prefix}/`))
       return gatewayResponse("MISSING_AUTHENTICATION_TOKEN");
     const path = url.pathname.slice(prefix.length);
     const method = req.method ?? "GET";
-    const resolved = resolveRoute(method, path, o.routes);
+    let resolved: ReturnType<typeof resolveRoute>;
+    try {
+      resolved = resolveRoute(method, path, o.routes);
+    } catch (error) {
+      // A path parameter that is not valid percent-encoding.
+      if (error instanceof URIError) return gatewayResponse("DEFAULT_4XX", 400);
+      throw error;
+    }
     if (resolved.kind !== "route") return gatewayResponse("MISSING_AUTHENTICATION_TOKEN");
-    if (body.length > MAX_PAYLOAD) return gatewayResponse("REQUEST_TOO_LARGE");
+    // Counted on the bytes received: the buffered body stops growing at the limit.
+    if (received > MAX_PAYLOAD) return gatewayResponse("REQUEST_TOO_LARGE");
     const headers = Object.fromEntries(
       Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(",") : (v ?? "")]),
     );
@@ -139,6 +194,8 @@ export async function startApiGateway(o: EmulatorOptions) {
           stageVariables: null,
           requestContext: { requestId, stage: o.stage, apiId: API_ID, accountId: ACCOUNT } as never,
         } as APIGatewayRequestAuthorizerEvent);
+        if (!isValidAuthorizerResult(result))
+          return gatewayResponse("AUTHORIZER_CONFIGURATION_ERROR");
         decision = { result, until: Date.now() + o.cacheTtlSeconds * 1000 };
         if (o.cacheTtlSeconds > 0) cache.set(key, decision);
       } catch (error) {
@@ -173,21 +230,22 @@ export async function startApiGateway(o: EmulatorOptions) {
         authorizer: { ...decision.result.context, principalId: decision.result.principalId },
       },
     } as unknown as APIGatewayProxyEvent;
+    const deadline = Date.now() + timeoutMs;
     const context = {
       awsRequestId: requestId,
-      getRemainingTimeInMillis: () => o.timeoutMs ?? 29_000,
+      getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     } as Context;
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<APIGatewayProxyResult>((resolve) => {
-      timer = setTimeout(
-        () => resolve(gatewayResponse("INTEGRATION_TIMEOUT")),
-        o.timeoutMs ?? 29_000,
-      );
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
     });
     try {
-      return await Promise.race([o.app(event, context), timeout]);
+      const result = await Promise.race([o.app(event, context), timeout]);
+      if (result === "timeout") return gatewayResponse("INTEGRATION_TIMEOUT");
+      // A malformed proxy result is a 502, as is a function error below.
+      return isValidProxyResult(result) ? result : gatewayResponse("DEFAULT_5XX", 502);
     } catch {
-      return gatewayResponse("DEFAULT_5XX");
+      return gatewayResponse("DEFAULT_5XX", 502);
     } finally {
       clearTimeout(timer);
     }
@@ -195,14 +253,27 @@ export async function startApiGateway(o: EmulatorOptions) {
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
-    let size = 0;
+    let received = 0;
     req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size <= MAX_PAYLOAD + 1) chunks.push(c);
+      received += c.length;
+      // Keep at most the limit; past it the request is refused whatever it holds.
+      if (received <= MAX_PAYLOAD) chunks.push(c);
     });
     req.on("end", async () => {
-      const result = await handle(req, Buffer.concat(chunks));
-      res.writeHead(result.statusCode, result.headers as http.OutgoingHttpHeaders);
+      let result: APIGatewayProxyResult;
+      try {
+        result = await handle(req, Buffer.concat(chunks), received);
+      } catch {
+        // An emulator fault answers 500 rather than leaving the request hanging.
+        result = gatewayResponse("DEFAULT_5XX");
+      }
+      try {
+        res.writeHead(result.statusCode, result.headers as http.OutgoingHttpHeaders);
+      } catch {
+        // Headers Node cannot send (e.g. a control character): a malformed proxy result.
+        result = gatewayResponse("DEFAULT_5XX", 502);
+        res.writeHead(result.statusCode, result.headers as http.OutgoingHttpHeaders);
+      }
       res.end(result.body);
     });
   });
@@ -213,6 +284,11 @@ export async function startApiGateway(o: EmulatorOptions) {
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}/${o.stage}`,
-    stop: () => new Promise<void>((r) => server.close(() => r())),
+    stop: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        // Keep-alive and in-flight connections would otherwise hold close() open.
+        server.closeAllConnections();
+      }),
   };
 }
