@@ -334,6 +334,19 @@ describe("member registration against moto (S3)", () => {
       [["value", "Bundle.type must be 'batch' or 'transaction'", "Bundle.type"]],
     ],
     [
+      // Found by the OpenAPI fuzz run (test/fuzz.test.ts): it used to answer 500.
+      "a Bundle entry that is not an object",
+      () =>
+        request("POST", "/members", {
+          body: { resourceType: "Bundle", type: "transaction", entry: ["AAA", null] },
+        }),
+      422,
+      [
+        ["structure", "A Bundle entry must be an object", "Bundle.entry[0]"],
+        ["structure", "A Bundle entry must be an object", "Bundle.entry[1]"],
+      ],
+    ],
+    [
       "a reference to no entry of the Bundle",
       () =>
         request("POST", "/members", {

@@ -143,7 +143,11 @@ export function validateBundleShape(bundle: Json): Issue[] {
     issues.push(issue("required", "The Bundle has no entries", "Bundle.entry"));
   entries.forEach((e, i) => {
     const at = `Bundle.entry[${i}]`;
-    if (!e || typeof e !== "object") return;
+    // The R4 JSON schema's Bundle_Entry does not say `type: object`: a string passes it.
+    if (!e || typeof e !== "object" || Array.isArray(e)) {
+      issues.push(issue("structure", "A Bundle entry must be an object", at));
+      return;
+    }
     if (!present(e.resource))
       issues.push(issue("required", "Missing required element 'resource'", `${at}.resource`));
     const request = e.request as Json | undefined;
