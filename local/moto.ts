@@ -21,11 +21,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts moto (once) and points the AWS SDK at it; returns its URL. */
-export function startMoto(): Promise<string> {
+/** Starts moto (once, on `port` or a free one) and points the AWS SDK at it; returns its URL. */
+export function startMoto(port?: number): Promise<string> {
   if (!starting) {
     starting = (async () => {
-      const port = await freePort();
+      port ??= await freePort();
       server = spawnPython("moto", "moto_server.py", [String(port)]);
       await server.waitFor("listening", 30_000);
       const url = `http://127.0.0.1:${port}`;

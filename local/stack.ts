@@ -38,6 +38,8 @@ export interface LocalStackOptions {
   stack?: string;
   apiPort?: number;
   oktaPort?: number;
+  /** The AWS emulator's port. @default a free port */
+  awsPort?: number;
   /** Overrides the stack's authorizer result cache TTL (s); 0 turns the cache off. */
   authorizerCacheTtlSeconds?: number;
   /** Progress lines (npm start prints them). */
@@ -69,7 +71,7 @@ export async function startStack(o: LocalStackOptions = {}) {
   try {
     log(`stack ${stack}: starting the AWS emulator (moto) and the local Okta`);
     const [motoUrl, okta] = await Promise.all([
-      startMoto(),
+      startMoto(o.awsPort),
       startOkta({
         port: o.oktaPort ?? 0,
         audience: config.okta.audience,

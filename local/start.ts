@@ -8,7 +8,8 @@ import { type LocalStack, startStack } from "./stack";
 /**
  * `npm start [-- --stack dev|test|prod]`: the platform on this machine.
  * Ports: HOTH_API_PORT (default 4566) and HOTH_OKTA_PORT (default 4567),
- * matching postman/environments/local.postman_environment.json.
+ * matching postman/environments/local.postman_environment.json, and
+ * HOTH_AWS_PORT (default 4568) for the AWS emulator (`npm run lake`).
  */
 
 const ROOT = path.join(__dirname, "..");
@@ -69,8 +70,10 @@ async function main() {
   requireTool(PYTHON, ["--version"], "run npm run setup to create the Python environment");
   const apiPort = Number(process.env.HOTH_API_PORT ?? 4566);
   const oktaPort = Number(process.env.HOTH_OKTA_PORT ?? 4567);
+  const awsPort = Number(process.env.HOTH_AWS_PORT ?? 4568);
   await checkPort(apiPort, "HOTH_API_PORT");
   await checkPort(oktaPort, "HOTH_OKTA_PORT");
+  await checkPort(awsPort, "HOTH_AWS_PORT");
 
   const show = progress(started);
   let stack: LocalStack | undefined;
@@ -90,6 +93,7 @@ async function main() {
       stack: arg("stack", "dev"),
       apiPort,
       oktaPort,
+      awsPort,
       log: (l) => show.step(l),
       onMigrationEvent: (l) => console.log(`hoth: ${l}`),
     });
@@ -112,6 +116,7 @@ HOTH local stack ready in ${elapsed(started)} (stack ${stack.stack})
 
 Get a token:   TOKEN=$(npm run --silent token -- --scopes "system/Patient.cruds system/Task.cruds" --org ${client.org})
 Call the API:  curl -X POST ${stack.apiUrl}/health -H "Authorization: Bearer $TOKEN" -H "X-Client-Id: ${client.clientId}"
+The lake:      npm run lake -- put <file> landing/${client.org}/extracts/members.csv   |   npm run lake -- ls curated/
 Postman:       import postman/hoth.postman_collection.json and postman/environments/local.postman_environment.json;
                the local environment's clientSecret is ${client.clientId}'s local-only secret: ${client.secret}
 Ctrl-C stops everything.
