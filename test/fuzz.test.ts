@@ -1,5 +1,7 @@
 import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { fetchToken, LOCAL_CLIENTS } from "../local/okta";
 import { localStack } from "./support/localStack";
@@ -58,7 +60,9 @@ describe("OpenAPI fuzzing (schemathesis) against the local stack", function () {
     // Act: output goes through as it comes (schemathesis masks the Authorization header)
     const { code, output } = await new Promise<{ code: number | null; output: string }>(
       (resolve) => {
-        const proc = spawn(path.join(ROOT, ".venv", "bin", "schemathesis"), args, { cwd: ROOT });
+        // Its cache (.schemathesis/) goes to a scratch directory, not the work tree.
+        const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "hoth-fuzz-"));
+        const proc = spawn(path.join(ROOT, ".venv", "bin", "schemathesis"), args, { cwd });
         let output = "";
         proc.stdout.on("data", (c: Buffer) => {
           output += c;
