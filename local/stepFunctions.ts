@@ -139,13 +139,17 @@ export async function startStepFunctions(o: {
     );
   }
 
-  const describe = (e: Execution) => ({
+  /** ListExecutions' item; DescribeExecution adds input, output and error. */
+  const summary = (e: Execution) => ({
     executionArn: e.executionArn,
     stateMachineArn: e.stateMachineArn,
     name: e.name,
     status: e.status,
     startDate: e.startDate,
     ...(e.stopDate ? { stopDate: e.stopDate } : {}),
+  });
+  const describe = (e: Execution) => ({
+    ...summary(e),
     input: e.input,
     ...(e.output !== undefined ? { output: e.output } : {}),
     ...(e.error !== undefined ? { error: e.error, cause: e.cause } : {}),
@@ -206,14 +210,7 @@ export async function startStepFunctions(o: {
         .filter((e) => !req.statusFilter || e.status === req.statusFilter)
         .sort((a, b) => b.startDate - a.startDate);
       return {
-        executions: list.map((e) => ({
-          executionArn: e.executionArn,
-          stateMachineArn: e.stateMachineArn,
-          name: e.name,
-          status: e.status,
-          startDate: e.startDate,
-          ...(e.stopDate ? { stopDate: e.stopDate } : {}),
-        })),
+        executions: list.map(summary),
       };
     },
     StopExecution(req) {
