@@ -75,6 +75,17 @@ def run(worker: GlueWorker, **arguments: str):
     return job_run
 
 
+def run_job(worker: GlueWorker, run_id: str, input_key: str, mode: str = "ok"):
+    """A run reading s3://BUCKET/<input_key>, writing out/<run_id>/ and reports/<run_id>/."""
+    return run(
+        worker,
+        mode=mode,
+        input_path=f"s3://{BUCKET}/{input_key}",
+        landing_path=f"s3://{BUCKET}/out/{run_id}/",
+        report_path=f"s3://{BUCKET}/reports/{run_id}/",
+    )
+
+
 def keys(s3, prefix: str) -> list[str]:
     return sorted(
         o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
@@ -89,13 +100,7 @@ def test_runs_a_job_on_an_input_directory_and_mirrors_its_output(s3, worker):
     s3.put_object(Bucket=BUCKET, Key="out/r1/stale.txt", Body=b"old")
     s3.put_object(Bucket=BUCKET, Key="out/r1/keep/kept.txt", Body=b"kept")
     # Act
-    job_run = run(
-        worker,
-        mode="ok",
-        input_path=f"s3://{BUCKET}/landing/acme/exp",
-        landing_path=f"s3://{BUCKET}/out/r1/",
-        report_path=f"s3://{BUCKET}/reports/r1/",
-    )
+    job_run = run_job(worker, "r1", "landing/acme/exp", mode="ok")
     # Assess: 'exp' is a directory (not the 'expired' sibling); the job saw
     # the output's existing objects; what it deleted is gone, .crc never lands
     assert (job_run.state, job_run.error) == ("SUCCEEDED", None)
@@ -111,25 +116,13 @@ def test_runs_a_job_on_an_input_directory_and_mirrors_its_output(s3, worker):
 
 def test_reads_a_single_input_object(s3, worker):
     s3.put_object(Bucket=BUCKET, Key="landing/acme/members.csv", Body=b"h\nr1\nr2\n")
-    job_run = run(
-        worker,
-        mode="ok",
-        input_path=f"s3://{BUCKET}/landing/acme/members.csv",
-        landing_path=f"s3://{BUCKET}/out/r2/",
-        report_path=f"s3://{BUCKET}/reports/r2/",
-    )
+    job_run = run_job(worker, "r2", "landing/acme/members.csv", mode="ok")
     assert job_run.state == "SUCCEEDED"
     assert s3.get_object(Bucket=BUCKET, Key="out/r2/counts/part-0.txt")["Body"].read() == b"3"
 
 
 def test_fails_a_run_whose_input_path_holds_nothing_and_writes_nothing(s3, worker):
-    job_run = run(
-        worker,
-        mode="ok",
-        input_path=f"s3://{BUCKET}/landing/acme/nothing/",
-        landing_path=f"s3://{BUCKET}/out/r3/",
-        report_path=f"s3://{BUCKET}/reports/r3/",
-    )
+    job_run = run_job(worker, "r3", "landing/acme/nothing/", mode="ok")
     assert job_run.state == "FAILED"
     assert (
         job_run.error == f"InputNotFound: Path does not exist: s3://{BUCKET}/landing/acme/nothing/"
@@ -139,13 +132,7 @@ def test_fails_a_run_whose_input_path_holds_nothing_and_writes_nothing(s3, worke
 
 def test_reports_only_the_first_line_of_a_job_error_and_uploads_nothing(s3, worker):
     s3.put_object(Bucket=BUCKET, Key="landing/acme/x.csv", Body=b"h\n")
-    job_run = run(
-        worker,
-        mode="fail",
-        input_path=f"s3://{BUCKET}/landing/acme/x.csv",
-        landing_path=f"s3://{BUCKET}/out/r4/",
-        report_path=f"s3://{BUCKET}/reports/r4/",
-    )
+    job_run = run_job(worker, "r4", "landing/acme/x.csv", mode="fail")
     assert (job_run.state, job_run.error) == ("FAILED", "RuntimeError: boom")
     assert job_run.describe()["ErrorMessage"] == "RuntimeError: boom"
     assert keys(s3, "out/") == [] and keys(s3, "reports/") == []
@@ -159,13 +146,7 @@ def test_refuses_an_s3_argument_it_cannot_map(s3, worker):
 
 def test_refuses_keys_that_escape_their_prefix(s3, worker):
     s3.put_object(Bucket=BUCKET, Key="landing/acme/d/../../../../etc/x", Body=b"1\n")
-    job_run = run(
-        worker,
-        mode="ok",
-        input_path=f"s3://{BUCKET}/landing/acme/d/",
-        landing_path=f"s3://{BUCKET}/out/r5/",
-        report_path=f"s3://{BUCKET}/reports/r5/",
-    )
+    job_run = run_job(worker, "r5", "landing/acme/d/", mode="ok")
     assert job_run.state == "FAILED"
     assert job_run.error.startswith("ValueError: S3 key escapes its prefix")
     assert not os.path.exists("/etc/x")
