@@ -1,3 +1,4 @@
+import "./node22";
 import * as fs from "node:fs";
 import {
   GetObjectCommand,
@@ -16,9 +17,6 @@ function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
-
-// Lambda runs Node 22; the SDK's notice that Node 20 support ends is noise here.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
 async function main() {
   const [command, a, b] = process.argv

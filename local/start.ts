@@ -13,8 +13,6 @@ import { type LocalStack, startStack } from "./stack";
  */
 
 const ROOT = path.join(__dirname, "..");
-// Lambda runs Node 22; the SDK's notice that Node 20 support ends is noise here.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
