@@ -29,7 +29,8 @@ export interface PyProcess {
 
 const running = new Set<ChildProcess>();
 
-function killGroup(proc: ChildProcess, signal: NodeJS.Signals) {
+/** Signals a detached child's whole process group (it and what it started). */
+export function killGroup(proc: ChildProcess, signal: NodeJS.Signals) {
   try {
     if (proc.pid) process.kill(-proc.pid, signal);
   } catch {

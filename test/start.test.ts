@@ -1,8 +1,9 @@
 import * as assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import * as net from "node:net";
 import * as path from "node:path";
 import { freePort } from "../local/moto";
+import { alive, tree } from "../local/processTree";
 
 const ROOT = path.join(__dirname, "..");
 const TSX_CLI = path.join(ROOT, "node_modules", "tsx", "dist", "cli.mjs");
@@ -28,38 +29,6 @@ describe("npm start", function () {
     return { proc, exited, out: () => stdout, err: () => stderr };
   }
 
-  /** Every process below pid (children, grandchildren: moto, the Glue worker, Spark's JVM). */
-  function descendants(pid: number): number[] {
-    const ps = spawnSync("ps", ["-eo", "pid=,ppid=,stat="], { encoding: "utf8" }).stdout;
-    const rows = ps
-      .trim()
-      .split("\n")
-      .map((l) => l.trim().split(/\s+/))
-      .filter(([, , stat]) => !stat.startsWith("Z")) // zombies hold nothing
-      .map(([p, pp]) => [Number(p), Number(pp)]);
-    const found: number[] = [];
-    const walk = (parent: number) => {
-      for (const [p, pp] of rows) {
-        if (pp === parent) {
-          found.push(p);
-          walk(p);
-        }
-      }
-    };
-    walk(pid);
-    return found;
-  }
-
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      const stat = spawnSync("ps", ["-o", "stat=", "-p", String(pid)], { encoding: "utf8" });
-      return !stat.stdout.trim().startsWith("Z") && stat.stdout.trim() !== "";
-    } catch {
-      return false;
-    }
-  };
-
   async function until(what: () => boolean, proc: ChildProcess, ms: number) {
     const deadline = Date.now() + ms;
     while (!what()) {
@@ -77,20 +46,21 @@ describe("npm start", function () {
       HOTH_AWS_PORT: String(aws),
     });
     await until(() => run.out().includes("Ctrl-C stops everything."), run.proc, 90_000);
-    const children = descendants(run.proc.pid as number);
+    const children = tree(run.proc.pid as number);
+    children.delete(run.proc.pid as number);
 
     assert.match(run.out(), /HOTH local stack ready in \d+\.\d s \(stack dev\)/);
     assert.ok(run.out().includes(`API            http://127.0.0.1:${api}/local`));
     assert.ok(run.out().includes(`AWS (moto)     http://127.0.0.1:${aws}`));
     assert.ok(run.out().includes(`npm run --silent token -- --scopes`));
-    assert.ok(children.length >= 3, `expected moto, the Glue worker and its JVM: ${children}`);
+    assert.ok(children.size >= 3, `expected moto, the Glue worker and its JVM: ${[...children]}`);
     const health = await fetch(`http://127.0.0.1:${api}/local/health`, { method: "POST" });
     assert.equal(health.status, 401);
 
     run.proc.kill("SIGINT");
     assert.equal(await run.exited, 0);
     await new Promise((r) => setTimeout(r, 500));
-    assert.deepEqual(children.filter(alive), []);
+    assert.deepEqual(alive(children), []);
     await assert.rejects(fetch(`http://127.0.0.1:${api}/local/health`, { method: "POST" }));
   });
 

@@ -1,14 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { freePort, stopMoto } from "../../local/moto";
 import { fetchToken, LOCAL_CLIENTS } from "../../local/okta";
+import { alive, processes, tree } from "../../local/processTree";
+import { killGroup } from "../../local/python";
 import { startStack } from "../../local/stack";
 import { median, table } from "../lib";
-
-// Lambda runs Node 22; the SDK's notice that Node 20 support ends is noise here.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
 /**
  * bench/local: the local stack (npm start) under load. The stack runs in this
@@ -81,72 +79,11 @@ const lat = (n: number) => (n < 1 ? "< 1 ms" : `${n} ms`);
 function exited(child: ChildProcess, timeoutMs: number): Promise<number | null> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
-    const timer = setTimeout(() => killGroup(child), timeoutMs);
+    const timer = setTimeout(() => killGroup(child, "SIGKILL"), timeoutMs);
     child.once("exit", (code) => {
       clearTimeout(timer);
       resolve(code);
     });
-  });
-}
-
-/** SIGKILLs a detached child's whole process group (it and what it started). */
-function killGroup(child: ChildProcess): void {
-  if (!child.pid) return;
-  try {
-    process.kill(-child.pid, "SIGKILL");
-  } catch {
-    // already gone
-  }
-}
-
-/** Live processes from /proc (Linux): pid, parent, group and CPU ticks so far; zombies left out. */
-function processes(): { pid: number; ppid: number; pgrp: number; ticks: number }[] | undefined {
-  if (!fs.existsSync("/proc/self/stat")) return undefined;
-  const out = [];
-  for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    let stat: string;
-    try {
-      stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    } catch {
-      continue; // exited meanwhile
-    }
-    // pid (comm) state ppid pgrp ... utime stime; comm may hold spaces and parentheses.
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (f[0] === "Z") continue;
-    out.push({ pid: Number(pid), ppid: Number(f[1]), pgrp: Number(f[2]), ticks: +f[11] + +f[12] });
-  }
-  return out;
-}
-
-/** `root` and its live descendants (just `root` where there is no /proc). */
-function tree(root: number, all = processes()): Set<number> {
-  const found = new Set([root]);
-  for (let grew = true; grew && all; ) {
-    grew = false;
-    for (const p of all) {
-      if (found.has(p.ppid) && !found.has(p.pid)) {
-        found.add(p.pid);
-        grew = true;
-      }
-    }
-  }
-  return found;
-}
-
-/**
- * Which of `pids` are still alive. On Linux it reads /proc and skips zombies,
- * since an orphan's zombie may linger when the machine's init does not reap.
- */
-function alive(pids: Set<number>): number[] {
-  const all = processes();
-  if (all) return all.filter((p) => pids.has(p.pid)).map((p) => p.pid);
-  return [...pids].filter((pid) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
   });
 }
 
@@ -379,7 +316,7 @@ async function startToReady(): Promise<
   });
   if (ready === undefined) {
     killPids(alive(child.pid ? tree(child.pid) : new Set()));
-    killGroup(child);
+    killGroup(child, "SIGKILL");
     await exited(child, 5_000);
     const tail = `${out}\n${err}`.trim().split("\n").slice(-5).join("\n");
     return {
