@@ -3,16 +3,8 @@ import * as assert from "node:assert/strict";
 import aslValidator = require("asl-validator");
 
 import { StateMachine } from "aws-local-stepfunctions";
-import { EVENT_SOURCE, migrationDefinition } from "../components/migrationDefinition";
-
-const definition = migrationDefinition({
-  legacyJobName: "hoth-dev-legacy-members-to-fhir",
-  ingestJobName: "hoth-dev-ingest-fhir",
-  lakeBucket: "hoth-dev-lake",
-  eventBusName: "hoth-dev-migrations",
-  legacyTimeoutSeconds: 3600,
-  ingestTimeoutSeconds: 7200,
-});
+import { EVENT_SOURCE } from "../components/migrationDefinition";
+import { devDefinition as definition } from "./support/migration";
 
 /** The UTC day now; aws-local-stepfunctions always sets $$.Execution.StartTime to the real start. */
 const today = () => new Date().toISOString().slice(0, 10);

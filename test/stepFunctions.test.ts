@@ -6,19 +6,11 @@ import {
   StartExecutionCommand,
   StopExecutionCommand,
 } from "@aws-sdk/client-sfn";
-import { migrationDefinition } from "../components/migrationDefinition";
 import type { JobRun, LocalGlue } from "../local/glue";
 import { type LocalStepFunctions, startStepFunctions } from "../local/stepFunctions";
+import { devDefinition as definition } from "./support/migration";
 
 const ARN = "arn:aws:states:us-east-1:000000000000:stateMachine:hoth-dev-migration";
-const definition = migrationDefinition({
-  legacyJobName: "hoth-dev-legacy-members-to-fhir",
-  ingestJobName: "hoth-dev-ingest-fhir",
-  lakeBucket: "hoth-dev-lake",
-  eventBusName: "hoth-dev-migrations",
-  legacyTimeoutSeconds: 3600,
-  ingestTimeoutSeconds: 3600,
-});
 
 /**
  * A Glue stand-in: runs finish when `release()` is called, in the state

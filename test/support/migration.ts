@@ -1,0 +1,11 @@
+import { migrationDefinition } from "../../components/migrationDefinition";
+
+/** The dev stack's migration definition, as the definition and local Step Functions tests use it. */
+export const devDefinition = migrationDefinition({
+  legacyJobName: "hoth-dev-legacy-members-to-fhir",
+  ingestJobName: "hoth-dev-ingest-fhir",
+  lakeBucket: "hoth-dev-lake",
+  eventBusName: "hoth-dev-migrations",
+  legacyTimeoutSeconds: 3600,
+  ingestTimeoutSeconds: 7200,
+});
