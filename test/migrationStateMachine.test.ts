@@ -147,6 +147,7 @@ describe("MigrationStateMachine", () => {
           lakeBucket: "lake",
           legacyJob: { name: "l", arn: "arn:l" },
           ingestJob: { name: "i", arn: "arn:i" },
+          registryExport: { arn: "arn:e", timeoutSeconds: 300 },
           jobTimeoutSeconds: 60,
           logRetentionDays: 14,
           schedule: { enabled: true, org: "o", inputPrefix: "p/" },
