@@ -33,9 +33,10 @@ export function appRouteStatements(s: AppRouteScope): Statement[] {
       Resource: `${s.lakeBucketArn}/reports/*`,
     },
     {
+      // Reports are only read: no data key is generated.
       Sid: "LakeKey",
       Effect: "Allow",
-      Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+      Action: "kms:Decrypt",
       Resource: s.keyArn,
       Condition: { StringEquals: { "kms:ViaService": `s3.${s.region}.amazonaws.com` } },
     },
