@@ -11,8 +11,11 @@ import { REGISTRY_KEYS, registryTableName } from "../components/registryPolicies
  * schema and TTL attribute (components/memberRegistry.ts). Returns its name;
  * an existing table is kept. `name` overrides the stack's name (tests).
  */
-export async function createRegistryTable(prefix: string, name = registryTableName(prefix)) {
-  const db = new DynamoDBClient({});
+export async function createRegistryTable(
+  prefix: string,
+  name = registryTableName(prefix),
+  db = new DynamoDBClient({}),
+) {
   try {
     await db.send(
       new CreateTableCommand({
@@ -37,8 +40,6 @@ export async function createRegistryTable(prefix: string, name = registryTableNa
     );
   } catch (error) {
     if ((error as Error).name !== "ResourceInUseException") throw error;
-  } finally {
-    db.destroy();
   }
   return name;
 }
