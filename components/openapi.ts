@@ -278,11 +278,21 @@ const SCHEMAS: Record<string, Schema> = {
   Bundle: {
     type: "object",
     description:
-      "FHIR R4 Bundle (https://hl7.org/fhir/R4/bundle.html) of type batch or transaction",
+      "FHIR R4 Bundle (https://hl7.org/fhir/R4/bundle.html): batch or transaction requests; their responses, searchset and history answers",
     required: ["resourceType", "type"],
     properties: {
       resourceType: { const: "Bundle" },
-      type: { enum: ["batch", "transaction", "batch-response", "transaction-response"] },
+      type: {
+        enum: [
+          "batch",
+          "transaction",
+          "batch-response",
+          "transaction-response",
+          "searchset",
+          "history",
+        ],
+      },
+      total: { type: "integer", minimum: 0 },
       entry: { type: "array", items: { type: "object" } },
     },
   },
