@@ -9,7 +9,7 @@ import { allowedRoutes, policyFor } from "./lib/authz";
 import { envSeconds, requireEnv } from "./lib/env";
 import { MalformedToken, tokenShape } from "./lib/jwtShape";
 import { correlationId, createLogger } from "./lib/logger";
-import { parseScopes, tokenScopes } from "./lib/scopes";
+import { parseScopes, scopeName, tokenScopes } from "./lib/scopes";
 import { SecretCache } from "./lib/secrets";
 
 /**
@@ -310,6 +310,17 @@ export const handler = async (
       ...(typeof org === "string" ? { org } : {}),
     };
     const sub = typeof claims.sub === "string" ? claims.sub : clientId;
+    // Decisions are cached per route (IDENTITY_CONTEXT): a route the scopes
+    // do not grant gets an explicit Deny whose context names the scope it
+    // needs, for the ACCESS_DENIED gateway response.
+    const called = ROUTES.find((r) => r.method === event.httpMethod && r.path === event.resource);
+    if (called && called.anyOf.length > 0 && !routes.includes(called)) {
+      logger.info("decision", { effect: "Deny", routes: routes.length });
+      return policyFor(sub, event.methodArn, [], {
+        ...context,
+        requiredScope: scopeName(called.anyOf[0]),
+      });
+    }
     logger.info("decision", { effect: routes.length ? "Allow" : "Deny", routes: routes.length });
     return policyFor(sub, event.methodArn, routes, context);
   } catch (error) {

@@ -29,17 +29,18 @@ const GET_SECRET = "secretsmanager.GetSecretValue";
 
 function event(
   token: string | undefined,
-  opts: { clientId?: string | null; scheme?: string } = {},
+  opts: { clientId?: string | null; scheme?: string; route?: [string, string] } = {},
 ) {
   const headers: Record<string, string> = {};
   if (token !== undefined) headers.Authorization = `${opts.scheme ?? "Bearer"} ${token}`;
   if (opts.clientId !== null) headers["X-Client-Id"] = opts.clientId ?? CLIENT;
+  const [method, resource] = opts.route ?? ["POST", "/health"];
   return {
     type: "REQUEST",
-    methodArn: `${API}/POST/members`,
-    resource: "/members",
-    path: "/members",
-    httpMethod: "POST",
+    methodArn: `${API}/${method}${resource.replace(/\{[^}]+\}/g, "x")}`,
+    resource,
+    path: resource,
+    httpMethod: method,
     headers,
     multiValueHeaders: {},
     pathParameters: null,
@@ -232,6 +233,30 @@ describe("authorizer against a local OIDC issuer and Secrets Manager (moto)", ()
         `${API}/GET/migrations/*`,
       ]);
     }
+  });
+
+  it("denies a route the scopes do not grant explicitly, naming the scope it needs in the context", async () => {
+    const handler = load();
+    const token = await issuer.token({ scp: ["system/Patient.cruds"] });
+    for (const [route, scope] of [
+      [["POST", "/migrations"], "system/Task.c"],
+      [["GET", "/migrations/{id}"], "system/Task.r"],
+    ] as const) {
+      const r = await handler(event(token, { route: [...route] }));
+      assert.deepEqual(r.policyDocument.Statement, [
+        { Action: "execute-api:Invoke", Effect: "Deny", Resource: [`${API}/*/*`] },
+      ]);
+      assert.deepEqual(r.context, {
+        clientId: CLIENT,
+        scopes: "system/Patient.cruds",
+        org: "acme",
+        requiredScope: scope,
+      });
+    }
+    // A granted route keeps the Allow of every granted route, without requiredScope.
+    const allowed = await handler(event(token, { route: ["GET", "/members/{id}"] }));
+    assert.equal(resources(allowed).Effect, "Allow");
+    assert.equal(allowed.context?.requiredScope, undefined);
   });
 
   it("allows only health to a token whose scopes grant no route, and drops a non-string org", async () => {
