@@ -148,6 +148,7 @@ const OPERATIONS: Record<string, (r: Route) => Schema> = {
       },
       400: outcome("Invalid body or missing Idempotency-Key"),
       409: outcome("The Idempotency-Key was used for another request"),
+      415: outcome("The content type is not application/json"),
       503: outcome("Step Functions is unavailable"),
     },
   }),
@@ -294,7 +295,9 @@ export function openApi(
       responses: {
         ...(op.responses as Schema),
         401: outcome("Missing, malformed, expired or otherwise invalid token"),
-        403: outcome("The token's scopes do not grant this route"),
+        403: outcome(
+          "The token's scopes do not grant this route, or the resources in the request; the diagnostics name the scope needed",
+        ),
         429: outcome("Throttled"),
       },
     };
