@@ -174,6 +174,7 @@ export async function startLambda(o: {
       current = undefined;
       if (env) {
         env.worker.removeAllListeners("exit");
+        retire(env, "Runtime.ExitError", `${o.functionName} is stopping`);
         await env.worker.terminate();
       }
     },
