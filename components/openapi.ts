@@ -143,7 +143,10 @@ const OPERATIONS: Record<string, (r: Route) => Schema> = {
     },
     responses: {
       202: {
-        ...json("Started (or already started with this key)", ref("MigrationAccepted")),
+        ...json(
+          "Started; or, for a replay of the same key and body, the run's current state",
+          ref("MigrationAccepted"),
+        ),
         headers: { Location: { schema: { type: "string" } } },
       },
       400: outcome("Invalid body or missing Idempotency-Key"),
@@ -244,8 +247,12 @@ const SCHEMAS: Record<string, Schema> = {
     required: ["id", "status"],
     properties: {
       id: { type: "string" },
-      status: { const: "RUNNING" },
+      // RUNNING when started; a replay answers the run's current status.
+      status: {
+        enum: ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"],
+      },
       startDate: { type: ["string", "null"] },
+      stopDate: { type: "string" },
     },
   },
   MigrationStatus: {
