@@ -322,7 +322,7 @@ describe("migrations API against moto (Step Functions, S3)", () => {
       }),
       400,
       "invalid",
-      "The body may hold only source and inputPrefix",
+      "The body may hold only source and inputPrefix (or source 'registry' alone)",
     ],
     [
       "a token without an organisation",
