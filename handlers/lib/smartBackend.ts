@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, randomUUID } from "node:crypto";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { type HttpDeps, realSleep, send } from "./sourceHttp";
 
 /**
@@ -246,10 +246,10 @@ export async function clientAssertion(opts: {
 export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 const tokenResponse = z.object({
-  access_token: z.string().min(1),
-  token_type: z.string().regex(/^bearer$/i),
-  expires_in: z.number().int().positive(),
-  scope: z.string().optional(),
+  access_token: z.string().check(z.minLength(1)),
+  token_type: z.string().check(z.regex(/^bearer$/i)),
+  expires_in: z.int().check(z.positive()),
+  scope: z.optional(z.string()),
 });
 
 /** Hands out a current access token; `invalidate` drops one the source refused. */
