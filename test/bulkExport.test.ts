@@ -364,7 +364,8 @@ describe("Bulk Data export against the local source (loopback)", () => {
     });
 
     assert.equal(res.status, 401);
-    assert.equal((await res.json()).issue[0].code, "login");
+    const body = (await res.json()) as { issue: { code: string }[] };
+    assert.equal(body.issue[0].code, "login");
     assert.equal(source.stats.kickoffs, 0);
   });
 
@@ -395,7 +396,7 @@ describe("Bulk Data export against the local source (loopback)", () => {
       const replay = await post(form(assertion));
 
       assert.equal(first.status, 200);
-      assert.equal((await first.json()).token_type, "bearer");
+      assert.equal(((await first.json()) as { token_type: string }).token_type, "bearer");
       assert.equal(replay.status, 400);
       assert.deepEqual(await replay.json(), { error: "invalid_client" });
     });
