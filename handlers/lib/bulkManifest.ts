@@ -76,7 +76,9 @@ function httpUrl(value: string): URL | undefined {
 export function parseManifest(json: unknown, rules: ManifestRules): ExportManifest {
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {
-    const fields = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${reason(i)}`);
+    const fields = parsed.error.issues.map(
+      (i) => `${i.path.join(".") || "(root)"}: ${reason(i, valueAt(json, i.path))}`,
+    );
     throw new ManifestError([...new Set(fields)]);
   }
   const m = parsed.data;
@@ -119,10 +121,19 @@ const file = (f: ManifestFile): ManifestFile =>
     ? { type: f.type, url: f.url }
     : { type: f.type, url: f.url, count: f.count };
 
-function reason(issue: z.core.$ZodIssue): string {
+function valueAt(json: unknown, at: PropertyKey[]): unknown {
+  let v = json;
+  for (const k of at) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
+}
+
+function reason(issue: z.core.$ZodIssue, value: unknown): string {
   switch (issue.code) {
     case "invalid_type":
-      return issue.input === undefined ? "required" : `must be ${issue.expected}`;
+      return value === undefined ? "required" : `must be ${issue.expected}`;
     case "invalid_format":
       return "has the wrong format";
     case "too_small":
