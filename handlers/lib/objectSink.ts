@@ -158,7 +158,13 @@ export function fileSink(root: string): SinkFactory {
         return { location: target };
       },
       async abort() {
-        out.destroy();
+        // A write still pending fails once the stream is destroyed: that is the point.
+        out.on("error", () => undefined);
+        if (!out.closed) {
+          const closed = new Promise<void>((resolve) => out.once("close", () => resolve()));
+          out.destroy();
+          await closed;
+        }
         await fsp.rm(temp, { force: true });
       },
     };
