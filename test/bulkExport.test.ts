@@ -5,6 +5,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as fc from "fast-check";
 import {
   checkDownloads,
   type DownloadResult,
@@ -17,6 +18,7 @@ import {
   LineCountMismatchError,
   planDownloads,
   pollExport,
+  SourceProtocolError,
   type SourceServer,
   type StepContext,
 } from "../handlers/lib/bulkExport";
@@ -32,7 +34,11 @@ import {
   SmartTokenClient,
   TokenRequestError,
 } from "../handlers/lib/smartBackend";
-import { SourceHttpError, SourceUnauthorizedError } from "../handlers/lib/sourceHttp";
+import {
+  SourceHttpError,
+  SourceUnauthorizedError,
+  TransientSourceError,
+} from "../handlers/lib/sourceHttp";
 import { type BulkSource, generateNdjson, startBulkSource } from "../local/bulkSource";
 import { LocalKms } from "../local/kms";
 
@@ -518,5 +524,141 @@ describe("planDownloads", () => {
         key: "landing/acme/bulk/m-1/error/OperationOutcome.000.ndjson",
       },
     ]);
+  });
+});
+
+describe("downloadFile (a stubbed source)", () => {
+  const server: SourceServer = {
+    name: "stub",
+    fhirBaseUrl: "https://ehr.example.org/fhir",
+    tokenUrl: "https://ehr.example.org/token",
+    clientId: "c",
+    scopes: ["system/*.read"],
+  };
+  const tokens = { token: async () => "tok", invalidate: () => undefined };
+
+  /** A sink that keeps what it gets, and whether it was committed or aborted. */
+  function memorySink() {
+    const state = { bytes: 0, committed: false, aborted: false };
+    return {
+      state,
+      factory: async () => ({
+        write: async (c: Uint8Array) => {
+          state.bytes += c.length;
+        },
+        commit: async () => {
+          state.committed = true;
+          return { location: "mem" };
+        },
+        abort: async () => {
+          state.aborted = true;
+        },
+      }),
+    };
+  }
+
+  const bodyOf = (chunks: Uint8Array[], stallAfter = false) =>
+    new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const next = chunks.shift();
+        if (next) controller.enqueue(next);
+        else if (!stallAfter) controller.close();
+        else await new Promise(() => undefined);
+      },
+    });
+
+  it("counts NDJSON records the same however the body is split (CRLF, no final newline, blank lines)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.string({ unit: fc.constantFrom("a", "é", "{", "}", " ") }), { maxLength: 30 }),
+        fc.constantFrom("\n", "\r\n"),
+        fc.boolean(),
+        fc.array(fc.nat({ max: 40 }), { maxLength: 20 }),
+        async (records, eol, finalNewline, cuts) => {
+          const lines = records.map((r) => `{"x":"${r}"}`);
+          const text = lines.join(eol) + (finalNewline && lines.length ? eol : "");
+          const withBlank = lines.length ? `${eol}${text}${eol}` : text;
+          const bytes = Buffer.from(withBlank);
+          const chunks: Uint8Array[] = [];
+          let at = 0;
+          for (const c of cuts) {
+            if (at >= bytes.length) break;
+            chunks.push(bytes.subarray(at, Math.min(bytes.length, at + c + 1)));
+            at += c + 1;
+          }
+          if (at < bytes.length) chunks.push(bytes.subarray(at));
+          const sink = memorySink();
+          const fetch = async () => new Response(bodyOf(chunks), { status: 200 });
+
+          const r = await downloadFile(
+            {
+              type: "Patient",
+              kind: "output",
+              url: "https://ehr.example.org/f/1",
+              count: lines.length,
+              requiresAccessToken: true,
+              key: "k",
+            },
+            { server, tokens, http: { fetch } },
+            { sink: sink.factory },
+          );
+
+          assert.equal(r.lines, lines.length);
+          assert.equal(r.bytes, bytes.length);
+          assert.equal(sink.state.committed, true);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("abandons a body that stalls, aborting the sink (TransientSourceError, so the step can be retried)", async () => {
+    const sink = memorySink();
+    const fetch = async () =>
+      new Response(bodyOf([Buffer.from('{"resourceType":"Patient"}\n')], true), { status: 200 });
+
+    const err = await downloadFile(
+      {
+        type: "Patient",
+        kind: "output",
+        url: "https://ehr.example.org/f/1",
+        requiresAccessToken: true,
+        key: "k",
+      },
+      { server, tokens, http: { fetch } },
+      { sink: sink.factory, idleTimeoutMs: 50 },
+    ).catch((e: Error) => e);
+
+    assert.ok(err instanceof TransientSourceError);
+    assert.equal(err.message, "Download of output file k: the body broke off after 27 bytes");
+    assert.deepEqual(sink.state, { bytes: 27, committed: false, aborted: true });
+  });
+
+  it("sends no token to a file when the manifest does not require one, and refuses one off-origin when it does", async () => {
+    const seen: (string | undefined)[] = [];
+    const fetch = async (_url: string, init: RequestInit) => {
+      seen.push((init.headers as Record<string, string>).Authorization);
+      return new Response("", { status: 200 });
+    };
+    const task = {
+      type: "Patient",
+      kind: "output" as const,
+      url: "https://files.example.net/signed?x=1",
+      key: "k",
+    };
+
+    await downloadFile(
+      { ...task, requiresAccessToken: false },
+      { server, tokens, http: { fetch } },
+      { sink: memorySink().factory },
+    );
+    const err = await downloadFile(
+      { ...task, requiresAccessToken: true },
+      { server, tokens, http: { fetch } },
+      { sink: memorySink().factory },
+    ).catch((e: Error) => e);
+
+    assert.deepEqual(seen, [undefined]);
+    assert.ok(err instanceof SourceProtocolError);
   });
 });

@@ -433,16 +433,32 @@ export async function downloadFile(
   const counter = new LineCounter(task.kind === "error");
   let bytes = 0;
   const idleMs = options.idleTimeoutMs ?? 60_000;
-  let idle: NodeJS.Timeout | undefined;
-  const arm = () => {
-    clearTimeout(idle);
-    idle = setTimeout(() => sent.abort(new Error(`no data for ${idleMs} ms`)), idleMs);
+  // The idle timer covers waiting for the source only, not the sink's writes
+  // (an S3 part upload may take longer than the source's silence allows).
+  let stalled = false;
+  const read = (reader: ReadableStreamDefaultReader<Uint8Array>) => {
+    let timer: NodeJS.Timeout | undefined;
+    const idle = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        // Reject first: cancelling settles the pending read as done, which
+        // must not pass for the end of the file.
+        const err = new Error(`no data for ${idleMs} ms`);
+        stalled = true;
+        reject(err);
+        sent.abort(err);
+        reader.cancel(err).catch(() => undefined);
+      }, idleMs);
+    });
+    return Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer));
   };
   try {
-    arm();
+    const reader = sent.response.body?.getReader();
     try {
-      for await (const chunk of sent.response.body ?? []) {
-        arm();
+      for (;;) {
+        const next = reader ? await read(reader) : { done: true as const, value: undefined };
+        if (stalled) throw new Error(`no data for ${idleMs} ms`);
+        if (next.done) break;
+        const chunk = next.value;
         const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         bytes += buf.length;
         hash.update(buf);
@@ -456,8 +472,6 @@ export async function downloadFile(
         undefined,
         { cause },
       );
-    } finally {
-      clearTimeout(idle);
     }
     counter.end();
     if (task.count !== undefined && counter.lines !== task.count) {
