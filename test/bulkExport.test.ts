@@ -13,6 +13,7 @@ import {
   downloadFile,
   ExportDeadlineError,
   ExportErrorFilesError,
+  fetchManifestPage,
   initiateExport,
   kickoffUrl,
   LineCountMismatchError,
@@ -660,5 +661,75 @@ describe("downloadFile (a stubbed source)", () => {
 
     assert.deepEqual(seen, [undefined]);
     assert.ok(err instanceof SourceProtocolError);
+  });
+
+  it("refuses a bad _since or deadline before calling the source", async () => {
+    let calls = 0;
+    const fetch = async () => {
+      calls++;
+      return new Response("", { status: 202 });
+    };
+    const ctx = { server, tokens, http: { fetch } };
+
+    await assert.rejects(
+      initiateExport({ since: "yesterday", deadlineSeconds: 60 }, ctx),
+      /since must be a FHIR instant/,
+    );
+    await assert.rejects(
+      initiateExport({ deadlineSeconds: 0 }, ctx),
+      /deadlineSeconds must be a positive whole number/,
+    );
+    assert.equal(calls, 0);
+  });
+
+  it("refuses job state that names another source or a status URL off the allowed origins", async () => {
+    const job = {
+      server: "stub",
+      statusUrl: "https://ehr.example.org/fhir/status/1",
+      kickoffUrl: "https://ehr.example.org/fhir/$export",
+      kickedOffAt: "2026-01-01T00:00:00Z",
+      deadline: "2999-01-01T00:00:00Z",
+    };
+    const fetch = async () => new Response("", { status: 202 });
+
+    await assert.rejects(
+      pollExport({ ...job, server: "other" }, { server, tokens, http: { fetch } }),
+      /belongs to source 'other'/,
+    );
+    await assert.rejects(
+      deleteExport(
+        { ...job, statusUrl: "https://evil.example.net/status/1" },
+        { server, tokens, http: { fetch } },
+      ),
+      SourceProtocolError,
+    );
+  });
+
+  it("fetches the next page of a paged manifest with the token, from the allowed origin only", async () => {
+    const auth: (string | undefined)[] = [];
+    const fetch = async (_url: string, init: RequestInit) => {
+      auth.push((init.headers as Record<string, string>).Authorization);
+      return Response.json({
+        transactionTime: "2026-01-01T00:00:00Z",
+        request: "https://ehr.example.org/fhir/$export",
+        requiresAccessToken: true,
+        output: [{ type: "Patient", url: "https://ehr.example.org/f/9", count: 1 }],
+        error: [],
+      });
+    };
+    const ctx = { server, tokens, http: { fetch } };
+
+    const page = await fetchManifestPage("https://ehr.example.org/fhir/status/1?page=2", ctx);
+
+    assert.deepEqual(page.output, [
+      { type: "Patient", url: "https://ehr.example.org/f/9", count: 1 },
+    ]);
+    assert.deepEqual(auth, ["Bearer tok"]);
+    assert.equal(planDownloads(page, "p", 2)[0].key, "p/output/Patient.p2.000.ndjson");
+    await assert.rejects(
+      fetchManifestPage("https://evil.example.net/page2", ctx),
+      SourceProtocolError,
+    );
+    assert.equal(auth.length, 1);
   });
 });

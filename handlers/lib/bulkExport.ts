@@ -159,6 +159,16 @@ export interface DownloadOptions {
 }
 
 const trimSlash = (u: string) => u.replace(/\/+$/, "");
+/** A FHIR instant: to the second at least, with a time zone. */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/** The job state comes back through the state machine: it must still be this server's. */
+function checkJob(job: ExportJob, server: SourceServer): void {
+  if (job.server !== server.name) {
+    throw new ExportError(`The export job belongs to source '${job.server}', not '${server.name}'`);
+  }
+  requireTokenOrigin(job.statusUrl, server, "The export status URL");
+}
 
 /** Origins that may receive the source's access token. */
 export function tokenOrigins(server: SourceServer): string[] {
@@ -222,6 +232,15 @@ async function withToken(
 /** Kick-off: asks the source to start an export; answers the job to poll. */
 export async function initiateExport(input: InitiateInput, ctx: StepContext): Promise<ExportJob> {
   const now = ctx.http?.now ?? Date.now;
+  if (
+    input.since !== undefined &&
+    !(INSTANT.test(input.since) && !Number.isNaN(Date.parse(input.since)))
+  ) {
+    throw new ExportError("since must be a FHIR instant, e.g. 2026-01-01T00:00:00Z");
+  }
+  if (!Number.isInteger(input.deadlineSeconds) || input.deadlineSeconds <= 0) {
+    throw new ExportError("deadlineSeconds must be a positive whole number");
+  }
   const url = kickoffUrl(ctx.server, input.since);
   const { response } = await withToken(ctx, {
     operation: "Export kick-off",
@@ -261,6 +280,7 @@ export async function pollExport(
   options: PollOptions = {},
 ): Promise<PollResult> {
   const now = ctx.http?.now ?? Date.now;
+  checkJob(job, ctx.server);
   const deadline = Date.parse(job.deadline);
   if (now() >= deadline) throw new ExportDeadlineError(job.deadline);
   const { response } = await withToken(ctx, {
@@ -281,15 +301,7 @@ export async function pollExport(
     const progress = progressText(response.headers.get("x-progress"));
     return { status: "in-progress", job, waitSeconds, ...(progress ? { progress } : {}) };
   }
-  const text = await readLimited(response, options.maxManifestBytes ?? 16 * 1024 * 1024);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new SourceProtocolError("Export status: the complete manifest is not JSON");
-  }
-  const manifest = parseManifest(json, { tokenOrigins: tokenOrigins(ctx.server) });
-  return { status: "complete", job, manifest };
+  return { status: "complete", job, manifest: await manifestFrom(response, ctx, options) };
 }
 
 async function readLimited(response: Response, limit: number): Promise<string> {
@@ -307,10 +319,46 @@ async function readLimited(response: Response, limit: number): Promise<string> {
 }
 
 /**
- * The files to fetch, with their destination keys under `prefix`
- * (`<prefix>/<kind>/<Type>.<nnn>.ndjson`, numbered per type in manifest order).
+ * The next page of a paged manifest (Bulk Data 3.0 `link` relation `next`):
+ * fetched with the token, from an allowed origin only, and checked like the first.
  */
-export function planDownloads(manifest: ExportManifest, prefix: string): DownloadTask[] {
+export async function fetchManifestPage(
+  url: string,
+  ctx: StepContext,
+  options: PollOptions = {},
+): Promise<ExportManifest> {
+  requireTokenOrigin(url, ctx.server, "The next manifest page URL");
+  const { response } = await withToken(ctx, {
+    operation: "Export manifest page",
+    url,
+    method: "GET",
+    headers: { Accept: "application/json" },
+    ok: (s) => s === 200,
+  });
+  return manifestFrom(response, ctx, options);
+}
+
+async function manifestFrom(
+  response: Response,
+  ctx: StepContext,
+  options: PollOptions,
+): Promise<ExportManifest> {
+  const text = await readLimited(response, options.maxManifestBytes ?? 16 * 1024 * 1024);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new SourceProtocolError("Export status: the complete manifest is not JSON");
+  }
+  return parseManifest(json, { tokenOrigins: tokenOrigins(ctx.server) });
+}
+
+/**
+ * The files to fetch, with their destination keys under `prefix`
+ * (`<prefix>/<kind>/<Type>.<nnn>.ndjson`, numbered per type in manifest order;
+ * `<Type>.p<page>.<nnn>.ndjson` for the pages after the first of a paged manifest).
+ */
+export function planDownloads(manifest: ExportManifest, prefix: string, page = 0) {
   const tasks: DownloadTask[] = [];
   const lists: [DownloadTask["kind"], ManifestFile[]][] = [
     ["output", manifest.output],
@@ -328,7 +376,7 @@ export function planDownloads(manifest: ExportManifest, prefix: string): Downloa
         url: f.url,
         ...(f.count !== undefined ? { count: f.count } : {}),
         requiresAccessToken: manifest.requiresAccessToken,
-        key: `${trimSlash(prefix)}/${kind}/${f.type}.${String(n).padStart(3, "0")}.ndjson`,
+        key: `${trimSlash(prefix)}/${kind}/${f.type}${page ? `.p${page}` : ""}.${String(n).padStart(3, "0")}.ndjson`,
       });
     }
   }
@@ -503,6 +551,7 @@ export async function deleteExport(
   job: ExportJob,
   ctx: StepContext,
 ): Promise<{ statusUrl: string; result: "deleted" | "already-gone" }> {
+  checkJob(job, ctx.server);
   const { response } = await withToken(ctx, {
     operation: "Export delete",
     url: job.statusUrl,
