@@ -376,6 +376,76 @@ describe("Bulk Data export against the local source (loopback)", () => {
     assert.equal(source.stats.kickoffs, 0);
   });
 
+  describe("local source's answers to malformed kick-offs", () => {
+    let token: string;
+    beforeEach(async () => {
+      await start(generated);
+      token = await context().tokens.token();
+    });
+
+    const kick = (query: string, headers: Record<string, string> = {}, at = "$export") =>
+      fetch(`${source.baseUrl}/${at}${query}`, {
+        headers: {
+          Authorization: `Bearer ${token}`,
+          Accept: "application/fhir+json",
+          Prefer: "respond-async",
+          ...headers,
+        },
+      });
+
+    it("answers 202 with an absolute Content-Location to a well-formed kick-off", async () => {
+      const res = await kick("?_type=Patient");
+      assert.equal(res.status, 202);
+      assert.match(
+        res.headers.get("content-location") ?? "",
+        /^http:\/\/127\.0\.0\.1:\d+\/fhir\/\$export-status\/[0-9a-f]{24}$/,
+      );
+    });
+
+    for (const [label, query, headers, status, code, at] of [
+      ["no Prefer: respond-async", "", { Prefer: "" }, 400, "invalid", "$export"],
+      ["an Accept other than FHIR JSON", "", { Accept: "text/html" }, 400, "invalid", "$export"],
+      ["an unknown parameter", "?_typeFilter=x", {}, 400, "not-supported", "$export"],
+      [
+        "a non-NDJSON _outputFormat",
+        "?_outputFormat=text/csv",
+        {},
+        400,
+        "not-supported",
+        "$export",
+      ],
+      ["a _since that is not an instant", "?_since=2024-01-01", {}, 400, "invalid", "$export"],
+      ["a malformed _type", "?_type=patient", {}, 400, "invalid", "$export"],
+      ["an unknown Group", "", {}, 404, "not-found", "Group/nobody/$export"],
+    ] as const) {
+      it(`answers ${status} ${code} to ${label}`, async () => {
+        const res = await kick(query, headers, at);
+        const body = (await res.json()) as { resourceType: string; issue: { code: string }[] };
+        assert.deepEqual(
+          [res.status, body.resourceType, body.issue[0].code],
+          [status, "OperationOutcome", code],
+        );
+        assert.equal(res.headers.get("content-type"), "application/fhir+json");
+      });
+    }
+
+    it("answers 403 when the token's scopes do not cover a requested type", async () => {
+      await source.stop();
+      source = await startBulkSource({
+        dataDir: generated,
+        clients: [{ clientId: CLIENT_ID, jwksUrl: published.url, scopes: ["system/Patient.rs"] }],
+      });
+      const narrow = context({ scopes: ["system/Patient.rs"] });
+      token = await narrow.tokens.token();
+
+      const ok = await kick("?_type=Patient");
+      const refused = await kick("?_type=Patient,Observation");
+
+      assert.equal(ok.status, 202);
+      assert.equal(refused.status, 403);
+    });
+  });
+
   describe("token endpoint", () => {
     const post = (form: Record<string, string>) =>
       fetch(source.tokenUrl, {
@@ -391,6 +461,35 @@ describe("Bulk Data export against the local source (loopback)", () => {
     });
 
     beforeEach(() => start(generated));
+
+    it("issues a token to an RS384 client registered with inline keys", async () => {
+      const rsa = new LocalKms("RSA_2048");
+      const rsaSigner = await createKmsSigner(rsa, rsa.keyId);
+      const key = await rsa.getPublicKey({ KeyId: rsa.keyId });
+      await source.stop();
+      source = await startBulkSource({
+        dataDir: generated,
+        clients: [
+          {
+            clientId: "rsa-client",
+            jwks: jwks([publicJwk(key.PublicKey, "RS384")]),
+            scopes: ["system/*.read"],
+          },
+        ],
+      });
+      const client = new SmartTokenClient(
+        {
+          tokenUrl: source.tokenUrl,
+          clientId: "rsa-client",
+          scopes: ["system/*.read"],
+          signer: rsaSigner,
+        },
+        noWait,
+      );
+
+      assert.match(await client.token(), /^[A-Za-z0-9_-]{32}$/);
+      assert.equal(source.stats.tokens, 1);
+    });
 
     it("refuses a replayed assertion (same jti) with invalid_client", async () => {
       const assertion = await clientAssertion({
