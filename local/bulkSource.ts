@@ -291,12 +291,11 @@ export async function startBulkSource(options: BulkSourceOptions): Promise<BulkS
       const rl = readline.createInterface({ input: createReadStream(f.path), crlfDelay: Infinity });
       for await (const line of rl) {
         if (!line.trim()) continue;
-        if (members && !inGroup(f.type, line, members)) continue;
-        if (sinceMs !== undefined) {
-          const updated = /"lastUpdated"\s*:\s*"([^"]+)"/.exec(line)?.[1];
-          // No lastUpdated: the change time is unknown, so the resource is included.
-          if (updated && Date.parse(updated) <= sinceMs) continue;
-        }
+        const resource = JSON.parse(line) as { id?: string; meta?: { lastUpdated?: string } };
+        if (members && !inGroup(f.type, resource, line, members)) continue;
+        const updated = resource.meta?.lastUpdated;
+        // No meta.lastUpdated: the change time is unknown, so the resource is included.
+        if (sinceMs !== undefined && updated && Date.parse(updated) <= sinceMs) continue;
         if (!w.write(`${line}\n`)) await new Promise<void>((r) => w.once("drain", () => r()));
         count++;
       }
@@ -307,11 +306,9 @@ export async function startBulkSource(options: BulkSourceOptions): Promise<BulkS
     return out;
   }
 
-  function inGroup(type: string, line: string, members: Set<string>): boolean {
-    if (type === "Patient") {
-      const id = /"id"\s*:\s*"([^"]+)"/.exec(line)?.[1];
-      return !!id && members.has(id);
-    }
+  /** A member Patient, or a resource referring to one (its Patient compartment, roughly). */
+  function inGroup(type: string, resource: { id?: string }, line: string, members: Set<string>) {
+    if (type === "Patient") return !!resource.id && members.has(resource.id);
     for (const m of line.matchAll(/"reference"\s*:\s*"Patient\/([^"]+)"/g)) {
       if (members.has(m[1])) return true;
     }
