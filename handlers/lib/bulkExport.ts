@@ -481,29 +481,30 @@ export async function downloadFile(
   const counter = new LineCounter(task.kind === "error");
   let bytes = 0;
   const idleMs = options.idleTimeoutMs ?? 60_000;
-  // The idle timer covers waiting for the source only, not the sink's writes
-  // (an S3 part upload may take longer than the source's silence allows).
+  // One watchdog per download (not a timer per chunk) that counts only the
+  // time spent waiting for the source, not the sink's writes (an S3 part
+  // upload may take longer than the source's silence allows). A stalled read
+  // is cancelled, which settles it as done: `stalled` keeps that from
+  // passing for the end of the file.
+  const reader = sent.response.body?.getReader();
   let stalled = false;
-  const read = (reader: ReadableStreamDefaultReader<Uint8Array>) => {
-    let timer: NodeJS.Timeout | undefined;
-    const idle = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        // Reject first: cancelling settles the pending read as done, which
-        // must not pass for the end of the file.
-        const err = new Error(`no data for ${idleMs} ms`);
-        stalled = true;
-        reject(err);
-        sent.abort(err);
-        reader.cancel(err).catch(() => undefined);
-      }, idleMs);
-    });
-    return Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer));
-  };
+  let waitingSince: number | undefined;
+  const watchdog = setInterval(
+    () => {
+      if (waitingSince === undefined || Date.now() - waitingSince < idleMs) return;
+      const err = new Error(`no data for ${idleMs} ms`);
+      stalled = true;
+      sent.abort(err);
+      reader?.cancel(err).catch(() => undefined);
+    },
+    Math.max(10, Math.floor(idleMs / 4)),
+  );
   try {
-    const reader = sent.response.body?.getReader();
     try {
       for (;;) {
-        const next = reader ? await read(reader) : { done: true as const, value: undefined };
+        waitingSince = Date.now();
+        const next = reader ? await reader.read() : { done: true as const, value: undefined };
+        waitingSince = undefined;
         if (stalled) throw new Error(`no data for ${idleMs} ms`);
         if (next.done) break;
         const chunk = next.value;
@@ -520,6 +521,8 @@ export async function downloadFile(
         undefined,
         { cause },
       );
+    } finally {
+      clearInterval(watchdog);
     }
     counter.end();
     if (task.count !== undefined && counter.lines !== task.count) {
