@@ -10,6 +10,7 @@ import {
   type JwsSigner,
   jwks,
   type KmsApi,
+  kmsSigner,
   publicJwk,
   SigningKeyError,
   SmartTokenClient,
@@ -69,6 +70,34 @@ describe("SMART Backend Services client assertion", () => {
       ]);
     });
   }
+
+  it("signs with kms:Sign alone when given the public key read at deploy time", async () => {
+    const kms = new LocalKms("ECC_NIST_P384");
+    const key = await kms.getPublicKey({ KeyId: kms.keyId });
+    const calls: string[] = [];
+    const signOnly = {
+      sign: (input: Parameters<KmsApi["sign"]>[0]) => {
+        calls.push("Sign");
+        return kms.sign(input);
+      },
+    };
+    const signer = kmsSigner(signOnly, kms.keyId, {
+      PublicKey: Buffer.from(Buffer.from(key.PublicKey).toString("base64"), "base64"),
+      KeySpec: "ECC_NIST_P384",
+    });
+    const verifier = JwtVerifier.create({
+      issuer: CLIENT_ID,
+      audience: TOKEN_URL,
+      jwksUri: "https://x/jwks",
+    });
+    verifier.cacheJwks(jwks([publicJwk(key.PublicKey, "ES384")]));
+
+    verifier.verifySync(
+      await clientAssertion({ clientId: CLIENT_ID, tokenUrl: TOKEN_URL, signer }),
+    );
+
+    assert.deepEqual(calls, ["Sign"]);
+  });
 
   it("gives every assertion its own jti", async () => {
     const { signer } = await signerAndJwks("ECC_NIST_P384");

@@ -161,14 +161,22 @@ export function derToJose(der: Uint8Array, size: number): Uint8Array {
   return out;
 }
 
+/** The public half of a KMS signing key, as GetPublicKey (or Pulumi's kms.getPublicKey) gives it. */
+export interface KmsPublicKey {
+  /** DER SubjectPublicKeyInfo. */
+  PublicKey?: Uint8Array;
+  KeySpec?: string;
+  KeyUsage?: string;
+}
+
 /**
- * A signer backed by an asymmetric KMS key (`kms:Sign`, `kms:GetPublicKey`):
- * the private key never leaves KMS. RSA keys sign RS384, P-384 keys ES384.
- * KMS is given the raw signing input (at most 4096 bytes, ample for an
- * assertion) and hashes it itself.
+ * A signer backed by an asymmetric KMS key: the private key never leaves
+ * KMS. RSA keys sign RS384, P-384 keys ES384. KMS is given the raw signing
+ * input (at most 4096 bytes, ample for an assertion) and hashes it itself.
+ * The public key is passed in (read at deploy time), so the signing
+ * functions need `kms:Sign` and nothing else.
  */
-export async function createKmsSigner(kms: KmsApi, keyId: string): Promise<JwsSigner> {
-  const key = await kms.getPublicKey({ KeyId: keyId });
+export function kmsSigner(kms: Pick<KmsApi, "sign">, keyId: string, key: KmsPublicKey): JwsSigner {
   if (key.KeyUsage !== undefined && key.KeyUsage !== "SIGN_VERIFY") {
     throw new SigningKeyError(`KMS key usage is ${key.KeyUsage}; create it with SIGN_VERIFY`);
   }
@@ -197,6 +205,11 @@ export async function createKmsSigner(kms: KmsApi, keyId: string): Promise<JwsSi
       return alg === "ES384" ? derToJose(out.Signature, 48) : out.Signature;
     },
   };
+}
+
+/** kmsSigner with the public key read from KMS (needs `kms:GetPublicKey` too: tools, not Lambdas). */
+export async function createKmsSigner(kms: KmsApi, keyId: string): Promise<JwsSigner> {
+  return kmsSigner(kms, keyId, await kms.getPublicKey({ KeyId: keyId }));
 }
 
 /** What a client assertion says (SMART Backend Services, "Authenticating to the token endpoint"). */
