@@ -192,7 +192,27 @@ function requestsFor(route: Route): Item[] {
         ),
       ];
     case "GET /migrations/{id}":
-      return [item("Follow a migration", "/migrations/{{migrationId}}", status(200))];
+      return [
+        item("Follow a migration", "/migrations/{{migrationId}}", [
+          ...status(200),
+          // Poll until the run ends (newman and the Postman runner follow setNextRequest),
+          // then assert it SUCCEEDED and migrated what this collection registered.
+          "const run = pm.response.json();",
+          'const polls = Number(pm.collectionVariables.get("migrationPolls") || 0);',
+          'if (run.status === "RUNNING" && polls < 180) {',
+          '  pm.collectionVariables.set("migrationPolls", String(polls + 1));',
+          '  postman.setNextRequest("Follow a migration");',
+          "  setTimeout(() => {}, 1000);",
+          "} else {",
+          '  pm.collectionVariables.set("migrationPolls", "0");',
+          '  pm.test("the migration SUCCEEDED", () => pm.expect(run.status, JSON.stringify(run.error)).to.eql("SUCCEEDED"));',
+          '  pm.test("it migrated the members this collection registered", () => {',
+          "    pm.expect(run.report.written.Patient).to.be.at.least(2);",
+          "    pm.expect(run.report.written.Coverage).to.be.at.least(1);",
+          "  });",
+          "}",
+        ]),
+      ];
     default:
       throw new Error(
         `Route ${route.method} ${route.path} has no Postman request in scripts/api-docs.ts`,
@@ -260,6 +280,7 @@ export function collection() {
       { key: "memberIdentifier", value: "" },
       { key: "memberVersion", value: "1" },
       { key: "migrationId", value: "" },
+      { key: "migrationPolls", value: "0" },
       { key: "accessToken", value: "" },
       { key: "accessTokenScopes", value: "" },
       { key: "accessTokenExpiry", value: "0" },
