@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { LocalStack } from "../local/stack";
@@ -25,7 +25,7 @@ describe("the README's walk-through", function () {
     stack = await localStack();
   });
 
-  it("runs as pasted, in order, in a fresh shell, against a local stack", () => {
+  it("runs as pasted, in order, in a fresh shell, against a local stack", async () => {
     // Prepare: the ports npm start would use, here those of the test's stack
     const port = (url: string) => new URL(url).port;
     const env = {
@@ -36,13 +36,26 @@ describe("the README's walk-through", function () {
       HOTH_AWS_PORT: port(stack.motoUrl),
     };
     assert.equal(stack.apiUrl, `http://127.0.0.1:${env.HOTH_API_PORT}/local`);
-    // Act: bash, stopping at the first failing command
-    const run = spawnSync("bash", ["-euo", "pipefail", "-c", walkthrough()], {
-      cwd: ROOT,
-      env,
-      encoding: "utf8",
-      timeout: 540_000,
-    });
+    // Act: bash, stopping at the first failing command (asynchronously: the
+    // stack serves from this process)
+    const run = await new Promise<{ status: number | null; stdout: string; stderr: string }>(
+      (resolve) => {
+        const child = spawn("bash", ["-eo", "pipefail", "-c", walkthrough()], { cwd: ROOT, env });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d) => {
+          stdout += d;
+        });
+        child.stderr.on("data", (d) => {
+          stderr += d;
+        });
+        const timer = setTimeout(() => child.kill("SIGKILL"), 540_000);
+        child.on("close", (status) => {
+          clearTimeout(timer);
+          resolve({ status, stdout, stderr });
+        });
+      },
+    );
     // Assess
     assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
     const lines = run.stdout.trim().split("\n");
