@@ -1,5 +1,5 @@
 import * as aws from "@pulumi/aws";
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 import { denyInsecureTransport, policy, type Statement } from "./iam";
 
 export interface SecureBucketArgs {
@@ -12,7 +12,7 @@ export interface SecureBucketArgs {
   /** Lifecycle rules, as `aws.s3.BucketLifecycleConfiguration` takes them. */
   lifecycleRules?: aws.types.input.s3.BucketLifecycleConfigurationRule[];
   /** Statements added to the bucket policy after the TLS-only deny. */
-  extraStatements?: (bucketArn: string) => Statement[];
+  extraStatements?: (bucketArn: string) => pulumi.Input<Statement[]>;
   /** Empty the bucket on delete (artifacts only). @default false */
   forceDestroy?: boolean;
 }
@@ -23,6 +23,15 @@ export interface SecureBucketArgs {
  * denies requests without TLS.
  */
 export function secureBucket(
+  name: string,
+  args: SecureBucketArgs,
+  opts: pulumi.CustomResourceOptions,
+): aws.s3.Bucket {
+  return secureBucketParts(name, args, opts).bucket;
+}
+
+/** `secureBucket`, also returning its policy (for what must wait for it, like a trail). */
+export function secureBucketParts(
   name: string,
   args: SecureBucketArgs,
   opts: pulumi.CustomResourceOptions,
@@ -59,17 +68,18 @@ export function secureBucket(
     },
     opts,
   );
-  new aws.s3.BucketPolicy(
+  const bucketPolicy = new aws.s3.BucketPolicy(
     `${name}-policy`,
     {
       bucket: bucket.id,
       policy: bucket.arn.apply((arn) =>
-        JSON.stringify(
-          policy(
-            denyInsecureTransport("s3", [arn, `${arn}/*`]),
-            ...(args.extraStatements?.(arn) ?? []),
+        pulumi
+          .output(args.extraStatements?.(arn) ?? [])
+          .apply((extra) =>
+            JSON.stringify(
+              policy(denyInsecureTransport("s3", [arn, `${arn}/*`]), ...(extra as Statement[])),
+            ),
           ),
-        ),
       ),
     },
     { ...opts, dependsOn: [publicAccessBlock] },
@@ -88,5 +98,5 @@ export function secureBucket(
       opts,
     );
   }
-  return bucket;
+  return { bucket, policy: bucketPolicy };
 }

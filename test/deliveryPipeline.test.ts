@@ -284,7 +284,9 @@ describe("DeliveryPipeline", () => {
         },
       });
       const key = doc(find("aws:kms/key:Key", "hoth-key")).Statement;
-      assert.deepEqual(key[3].Principal, { Service: ["events.amazonaws.com"] });
+      assert.deepEqual(key[3].Principal, {
+        Service: ["events.amazonaws.com", "cloudwatch.amazonaws.com", "logging.s3.amazonaws.com"],
+      });
     });
   });
 
