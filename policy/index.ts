@@ -12,7 +12,8 @@ new PolicyPack("hoth-compliance", {
     validateStack: (args, reportViolation) => {
       const resources = args.resources.map(fromPolicyResource);
       for (const violation of rule.check(resources)) {
-        reportViolation(violation.message, violation.urn);
+        // A stack-level violation names no resource.
+        reportViolation(violation.message, violation.urn || undefined);
       }
     },
   })),

@@ -24,6 +24,7 @@ export interface Res {
 
 export interface Violation {
   rule: string;
+  /** The offending resource; "" when the stack as a whole lacks something. */
   urn: string;
   message: string;
 }
@@ -48,6 +49,9 @@ export const T = {
   invokeConfig: "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig",
   eventSourceMapping: "aws:lambda/eventSourceMapping:EventSourceMapping",
   eventTarget: "aws:cloudwatch/eventTarget:EventTarget",
+  trail: "aws:cloudtrail/trail:Trail",
+  metricAlarm: "aws:cloudwatch/metricAlarm:MetricAlarm",
+  stateMachine: "aws:sfn/stateMachine:StateMachine",
 } as const;
 
 /**
@@ -118,6 +122,8 @@ export const TAGGABLE = new Set<string>([
   "aws:codebuild/project:Project",
   "aws:codepipeline/pipeline:Pipeline",
   "aws:codestarconnections/connection:Connection",
+  T.trail,
+  T.metricAlarm,
 ]);
 
 const v = (rule: string, r: Res, message: string): Violation => ({ rule, urn: r.urn, message });
@@ -435,6 +441,72 @@ const secretsConfined: Rule = {
       }),
 };
 
+const auditTrail: Rule = {
+  name: "audit-trail",
+  description:
+    "The stack has a CloudTrail trail that is logging, validates its log files and encrypts them with a KMS key.",
+  check: (rs) => {
+    const trails = rs.filter((r) => r.type === T.trail);
+    const problems = (t: Res) => [
+      ...(t.props.enableLogFileValidation === true ? [] : ["log file validation"]),
+      ...(t.props.kmsKeyId ? [] : ["a KMS key (kmsKeyId)"]),
+      ...(t.props.enableLogging === false ? ["logging on"] : []),
+    ];
+    if (trails.some((t) => problems(t).length === 0)) return [];
+    if (!trails.length) {
+      return [
+        {
+          rule: "audit-trail",
+          urn: "",
+          message: "the stack has no CloudTrail trail (components/auditTrail.ts)",
+        },
+      ];
+    }
+    return trails.map((t) =>
+      v("audit-trail", t, `trail ${t.name} lacks ${problems(t).join(", ")}`),
+    );
+  },
+};
+
+/** True when alarm `a` watches `metric` of `target` through dimension `dimension`. */
+function watches(a: Res, namespace: string, metric: string, dimension: string, target: Res) {
+  if (a.props.namespace !== namespace || a.props.metricName !== metric) return false;
+  if (a.deps.dimensions?.includes(target.urn)) return true;
+  const value = (a.props.dimensions as Record<string, unknown> | undefined)?.[dimension];
+  return (
+    typeof value === "string" &&
+    value !== "" &&
+    [target.id, target.props.name, target.props.arn].includes(value)
+  );
+}
+
+const errorAlarms: Rule = {
+  name: "error-alarms",
+  description:
+    "Every Lambda function has an alarm with an action on its Errors, every state machine on its ExecutionsFailed.",
+  check: (rs) => {
+    const alarms = rs.filter(
+      (a) => a.type === T.metricAlarm && asArray(a.props.alarmActions).length > 0,
+    );
+    const unwatched = (type: string, namespace: string, metric: string, dimension: string) =>
+      rs
+        .filter((r) => r.type === type)
+        .filter((r) => !alarms.some((a) => watches(a, namespace, metric, dimension, r)));
+    return [
+      ...unwatched(T.lambda, "AWS/Lambda", "Errors", "FunctionName").map((f) =>
+        v("error-alarms", f, `function ${f.name} has no alarm with an action on AWS/Lambda Errors`),
+      ),
+      ...unwatched(T.stateMachine, "AWS/States", "ExecutionsFailed", "StateMachineArn").map((m) =>
+        v(
+          "error-alarms",
+          m,
+          `state machine ${m.name} has no alarm with an action on AWS/States ExecutionsFailed`,
+        ),
+      ),
+    ];
+  },
+};
+
 export const RULES: Rule[] = [
   kmsKeysRotated,
   secretsConfined,
@@ -446,6 +518,8 @@ export const RULES: Rule[] = [
   lambdaFailureHandling,
   lambdaTracingAndConcurrency,
   requiredTags,
+  auditTrail,
+  errorAlarms,
 ];
 
 export function checkAll(resources: Res[]): Violation[] {
