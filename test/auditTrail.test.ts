@@ -1,0 +1,272 @@
+import * as assert from "node:assert/strict";
+
+import program = require("../index");
+
+import { AuditTrail } from "../components/auditTrail";
+import { parseStackConfig } from "../components/config";
+import { ACCOUNT_ID, doc, find, ofType, settle, stackConfig, unwrap, useStack } from "./harness";
+
+const KEY_ARN = `arn:aws:kms:us-east-1:${ACCOUNT_ID}:key/hoth-key-key-id`;
+
+async function deploy(stack: string) {
+  useStack(stack);
+  const platform = program.compose(parseStackConfig(stack, stackConfig(stack)));
+  await settle();
+  return platform;
+}
+
+const MANAGEMENT = {
+  name: "Management events",
+  fieldSelectors: [{ field: "eventCategory", equals: ["Management"] }],
+};
+const lakeSelector = (bucket: string) => ({
+  name: "Lake objects (landing, curated, quarantine, registry)",
+  fieldSelectors: [
+    { field: "eventCategory", equals: ["Data"] },
+    { field: "resources.type", equals: ["AWS::S3::Object"] },
+    { field: "resources.ARN", startsWith: [`arn:aws:s3:::${bucket}/`] },
+  ],
+});
+
+describe("AuditTrail", () => {
+  for (const [stack, retention] of [
+    ["dev", 90],
+    ["test", 365],
+    ["prod", 2192],
+  ] as const) {
+    describe(`in ${stack}`, () => {
+      const p = `hoth-${stack}`;
+      const trailArn = `arn:aws:cloudtrail:us-east-1:${ACCOUNT_ID}:trail/${p}-audit`;
+      let platform: Awaited<ReturnType<typeof deploy>>;
+      before(async () => {
+        platform = await deploy(stack);
+      });
+
+      it("records management events and the lake's data events, validated and encrypted with the stack key", async () => {
+        const trail = find("aws:cloudtrail/trail:Trail", "hoth-trail");
+        assert.deepEqual(
+          {
+            name: trail.inputs.name,
+            s3BucketName: trail.inputs.s3BucketName,
+            s3KeyPrefix: trail.inputs.s3KeyPrefix,
+            kmsKeyId: trail.inputs.kmsKeyId,
+            enableLogFileValidation: trail.inputs.enableLogFileValidation,
+            enableLogging: trail.inputs.enableLogging,
+            includeGlobalServiceEvents: trail.inputs.includeGlobalServiceEvents,
+            isMultiRegionTrail: trail.inputs.isMultiRegionTrail,
+          },
+          {
+            name: `${p}-audit`,
+            s3BucketName: `${p}-audit`,
+            s3KeyPrefix: "cloudtrail",
+            kmsKeyId: KEY_ARN,
+            enableLogFileValidation: true,
+            enableLogging: true,
+            includeGlobalServiceEvents: true,
+            isMultiRegionTrail: false,
+          },
+        );
+        // No registry table in this program yet: exactly management and lake events.
+        assert.deepEqual(trail.inputs.advancedEventSelectors, [
+          MANAGEMENT,
+          lakeSelector(`${p}-lake`),
+        ]);
+        assert.equal(trail.state.arn, trailArn);
+        assert.equal(await unwrap(platform.audit.trailArn), trailArn);
+        assert.equal(ofType("aws:cloudtrail/trail:Trail").length, 1);
+      });
+
+      it("lets only this trail write to its bucket, under its prefix, and nobody delete a log file", () => {
+        const bucketArn = `arn:aws:s3:::${p}-audit`;
+        assert.deepEqual(
+          doc(find("aws:s3/bucketPolicy:BucketPolicy", "hoth-logs-policy")).Statement,
+          [
+            {
+              Sid: "DenyInsecureTransport",
+              Effect: "Deny",
+              Principal: "*",
+              Action: "s3:*",
+              Resource: [bucketArn, `${bucketArn}/*`],
+              Condition: { Bool: { "aws:SecureTransport": "false" } },
+            },
+            {
+              Sid: "CloudTrailAclCheck",
+              Effect: "Allow",
+              Principal: { Service: "cloudtrail.amazonaws.com" },
+              Action: "s3:GetBucketAcl",
+              Resource: bucketArn,
+              Condition: { StringEquals: { "aws:SourceArn": trailArn } },
+            },
+            {
+              Sid: "CloudTrailWrite",
+              Effect: "Allow",
+              Principal: { Service: "cloudtrail.amazonaws.com" },
+              Action: "s3:PutObject",
+              Resource: `${bucketArn}/cloudtrail/AWSLogs/${ACCOUNT_ID}/*`,
+              Condition: {
+                StringEquals: {
+                  "s3:x-amz-acl": "bucket-owner-full-control",
+                  "aws:SourceArn": trailArn,
+                },
+              },
+            },
+            {
+              Sid: "DenyLogDeletion",
+              Effect: "Deny",
+              Principal: "*",
+              Action: ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+              Resource: `${bucketArn}/*`,
+            },
+          ],
+        );
+      });
+
+      it("access-logs the trail's bucket to a second bucket only S3 logging of that bucket may write", () => {
+        const logging = find(
+          "aws:s3/bucketLogging:BucketLogging",
+          "hoth-logs-access-logging",
+        ).inputs;
+        assert.deepEqual(
+          [
+            logging.bucket,
+            logging.targetBucket,
+            logging.targetPrefix,
+            logging.targetObjectKeyFormat,
+          ],
+          [
+            `${p}-audit`,
+            `${p}-audit-access-logs`,
+            `${p}-audit/`,
+            { partitionedPrefix: { partitionDateSource: "EventTime" } },
+          ],
+        );
+        const arn = `arn:aws:s3:::${p}-audit-access-logs`;
+        assert.deepEqual(
+          doc(find("aws:s3/bucketPolicy:BucketPolicy", "hoth-access-logs-policy")).Statement.slice(
+            1,
+          ),
+          [
+            {
+              Sid: "S3ServerAccessLogsWrite",
+              Effect: "Allow",
+              Principal: { Service: "logging.s3.amazonaws.com" },
+              Action: "s3:PutObject",
+              Resource: `${arn}/*`,
+              Condition: {
+                ArnLike: { "aws:SourceArn": `arn:aws:s3:::${p}-audit` },
+                StringEquals: { "aws:SourceAccount": ACCOUNT_ID },
+              },
+            },
+            {
+              Sid: "DenyLogDeletion",
+              Effect: "Deny",
+              Principal: "*",
+              Action: ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+              Resource: `${arn}/*`,
+            },
+          ],
+        );
+      });
+
+      it(`keeps both buckets versioned, KMS-encrypted, and expires their objects after ${retention} days`, () => {
+        for (const [bucket, rule] of [
+          ["hoth-logs", "expire-trail-logs"],
+          ["hoth-access-logs", "expire-access-logs"],
+        ]) {
+          assert.deepEqual(
+            find("aws:s3/bucketVersioning:BucketVersioning", `${bucket}-versioning`).inputs
+              .versioningConfiguration,
+            { status: "Enabled" },
+          );
+          const sse = find(
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            `${bucket}-sse`,
+          ).inputs.rules as { applyServerSideEncryptionByDefault: unknown }[];
+          assert.deepEqual(sse[0].applyServerSideEncryptionByDefault, {
+            sseAlgorithm: "aws:kms",
+            kmsMasterKeyId: KEY_ARN,
+          });
+          const rules = find(
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+            `${bucket}-lifecycle`,
+          ).inputs.rules;
+          assert.deepEqual(rules, [
+            {
+              id: rule,
+              status: "Enabled",
+              filter: {},
+              expiration: { days: retention },
+              noncurrentVersionExpiration: { noncurrentDays: 1 },
+            },
+            {
+              id: "abort-incomplete-uploads",
+              status: "Enabled",
+              filter: {},
+              abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
+            },
+          ]);
+        }
+      });
+
+      it("lets CloudTrail use the stack key for this trail only", () => {
+        const statements = doc(find("aws:kms/key:Key", "hoth-key")).Statement;
+        const trailStatements = statements.filter((s: { Sid: string }) =>
+          s.Sid.startsWith("CloudTrail"),
+        );
+        assert.deepEqual(trailStatements, [
+          {
+            Sid: "CloudTrailEncryptLogs",
+            Effect: "Allow",
+            Principal: { Service: "cloudtrail.amazonaws.com" },
+            Action: "kms:GenerateDataKey*",
+            Resource: "*",
+            Condition: {
+              StringEquals: { "aws:SourceArn": [trailArn] },
+              StringLike: {
+                "kms:EncryptionContext:aws:cloudtrail:arn": `arn:aws:cloudtrail:*:${ACCOUNT_ID}:trail/*`,
+              },
+            },
+          },
+          {
+            Sid: "CloudTrailDescribeKey",
+            Effect: "Allow",
+            Principal: { Service: "cloudtrail.amazonaws.com" },
+            Action: "kms:DescribeKey",
+            Resource: "*",
+            Condition: { StringEquals: { "aws:SourceArn": [trailArn] } },
+          },
+        ]);
+      });
+    });
+  }
+
+  it("adds data events for exactly the member registry table when it is given", async () => {
+    // Prepare
+    useStack("dev");
+    const table = `arn:aws:dynamodb:us-east-1:${ACCOUNT_ID}:table/hoth-dev-members`;
+    // Act
+    new AuditTrail("a", {
+      prefix: "hoth-dev",
+      region: "us-east-1",
+      accountId: ACCOUNT_ID,
+      keyArn: KEY_ARN,
+      lakeBucketArn: "arn:aws:s3:::hoth-dev-lake",
+      registryTableArn: table,
+      retentionDays: 90,
+    });
+    await settle();
+    // Assess
+    assert.deepEqual(find("aws:cloudtrail/trail:Trail", "a-trail").inputs.advancedEventSelectors, [
+      MANAGEMENT,
+      lakeSelector("hoth-dev-lake"),
+      {
+        name: "Member registry items",
+        fieldSelectors: [
+          { field: "eventCategory", equals: ["Data"] },
+          { field: "resources.type", equals: ["AWS::DynamoDB::Table"] },
+          { field: "resources.ARN", equals: [table] },
+        ],
+      },
+    ]);
+  });
+});
