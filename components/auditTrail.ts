@@ -70,7 +70,7 @@ export class AuditTrail extends pulumi.ComponentResource {
     ];
 
     const logs = secureBucketParts(
-      `${name}-logs`,
+      `${name}-trail-logs`,
       {
         bucket: `${p}-audit`,
         keyArn: args.keyArn,
@@ -84,7 +84,7 @@ export class AuditTrail extends pulumi.ComponentResource {
       child,
     );
     const accessLogs = secureBucket(
-      `${name}-access-logs`,
+      `${name}-trail-access-logs`,
       {
         bucket: `${p}-audit-access-logs`,
         keyArn: args.keyArn,
@@ -99,7 +99,7 @@ export class AuditTrail extends pulumi.ComponentResource {
     );
     // Who read the log files: S3 server access logs of the trail's bucket.
     new aws.s3.BucketLogging(
-      `${name}-logs-access-logging`,
+      `${name}-trail-logs-access-logging`,
       {
         bucket: logs.bucket.id,
         targetBucket: accessLogs.id,

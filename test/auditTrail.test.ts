@@ -79,7 +79,7 @@ describe("AuditTrail", () => {
       it("lets only this trail write to its bucket, under its prefix, and nobody delete a log file", () => {
         const bucketArn = `arn:aws:s3:::${p}-audit`;
         assert.deepEqual(
-          doc(find("aws:s3/bucketPolicy:BucketPolicy", "hoth-logs-policy")).Statement,
+          doc(find("aws:s3/bucketPolicy:BucketPolicy", "hoth-trail-logs-policy")).Statement,
           [
             {
               Sid: "DenyInsecureTransport",
@@ -124,7 +124,7 @@ describe("AuditTrail", () => {
       it("access-logs the trail's bucket to a second bucket only S3 logging of that bucket may write", () => {
         const logging = find(
           "aws:s3/bucketLogging:BucketLogging",
-          "hoth-logs-access-logging",
+          "hoth-trail-logs-access-logging",
         ).inputs;
         assert.deepEqual(
           [
@@ -142,9 +142,9 @@ describe("AuditTrail", () => {
         );
         const arn = `arn:aws:s3:::${p}-audit-access-logs`;
         assert.deepEqual(
-          doc(find("aws:s3/bucketPolicy:BucketPolicy", "hoth-access-logs-policy")).Statement.slice(
-            1,
-          ),
+          doc(
+            find("aws:s3/bucketPolicy:BucketPolicy", "hoth-trail-access-logs-policy"),
+          ).Statement.slice(1),
           [
             {
               Sid: "S3ServerAccessLogsWrite",
@@ -170,8 +170,8 @@ describe("AuditTrail", () => {
 
       it(`keeps both buckets versioned, KMS-encrypted, and expires their objects after ${retention} days`, () => {
         for (const [bucket, rule] of [
-          ["hoth-logs", "expire-trail-logs"],
-          ["hoth-access-logs", "expire-access-logs"],
+          ["hoth-trail-logs", "expire-trail-logs"],
+          ["hoth-trail-access-logs", "expire-access-logs"],
         ]) {
           assert.deepEqual(
             find("aws:s3/bucketVersioning:BucketVersioning", `${bucket}-versioning`).inputs
