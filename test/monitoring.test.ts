@@ -247,9 +247,11 @@ describe("Monitoring", () => {
     await settle();
     // Act
     const errorAlarms = RULES.find((r) => r.name === "error-alarms");
-    const before = errorAlarms?.check(mockedGraph()).map((v) => v.message);
+    const violations = errorAlarms?.check(mockedGraph()).map((v) => v.message);
     // Assess
-    assert.deepEqual(before, ["function extra has no alarm with an action on AWS/Lambda Errors"]);
+    assert.deepEqual(violations, [
+      "function extra has no alarm with an action on AWS/Lambda Errors",
+    ]);
 
     // Prepare: the same function, listed
     useStack("dev");

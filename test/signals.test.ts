@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   type AlarmThresholds,
   alarmArgs,
@@ -334,5 +335,58 @@ describe("signals (the one list of alarms, alert rules and dashboard widgets)", 
       }
       assert.ok(w.x + w.width <= 24, "a dashboard is 24 columns wide");
     }
+  });
+
+  it("keeps one graph per signal, without overlap, and the duration alarm at its share of each timeout, for any set of sources", () => {
+    const id = fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/);
+    const sources = fc.record({
+      functions: fc.uniqueArray(
+        fc.record({ id, timeoutSeconds: fc.integer({ min: 1, max: 900 }) }),
+        { selector: (f) => f.id, maxLength: 8 },
+      ),
+      machines: fc.uniqueArray(id, { maxLength: 3 }),
+      queues: fc.uniqueArray(id, { maxLength: 3 }),
+      jobs: fc.array(id, { maxLength: 3 }),
+      percent: fc.integer({ min: 10, max: 100 }),
+      api: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(sources, (s) => {
+        // Prepare: ids that cannot collide across kinds
+        const list = signals({
+          ...SOURCES,
+          api: s.api ? SOURCES.api : undefined,
+          functions: s.functions.map((f) => ({ ...f, id: `fn-${f.id}`, name: f.id })),
+          stateMachines: s.machines.map((m) => ({ id: `sm-${m}`, arn: m })),
+          deadLetterQueues: s.queues.map((q) => ({ id: `q-${q}`, name: q })),
+          glueJobs: s.jobs,
+          thresholds: { ...THRESHOLDS, lambdaDurationPercentOfTimeout: s.percent },
+        });
+        // Act
+        const { widgets } = dashboardBody("p", "us-east-1", list);
+        // Assess
+        const graphs = widgets.filter((w) => w.type === "metric");
+        assert.deepEqual(
+          graphs.map((w) => w.properties.title),
+          list.map((x) => x.title),
+        );
+        const cells = new Set<string>();
+        for (const w of widgets) {
+          for (let dx = 0; dx < w.width; dx++) {
+            for (let dy = 0; dy < w.height; dy++) {
+              const cell = `${w.x + dx},${w.y + dy}`;
+              assert.ok(!cells.has(cell));
+              cells.add(cell);
+            }
+          }
+        }
+        for (const f of s.functions) {
+          const duration = list.find((x) => x.id === `fn-${f.id}-duration`);
+          assert.ok(duration?.kind === "metric");
+          assert.equal(duration.threshold, f.timeoutSeconds * 10 * s.percent);
+        }
+      }),
+      { numRuns: 200, seed: 17 },
+    );
   });
 });
