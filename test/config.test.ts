@@ -120,6 +120,21 @@ describe("stack configuration", () => {
     assert.ok(delay(prod) <= delay(test) && delay(test) <= delay(dev));
   });
 
+  it("alarms on a function's duration at 80 % of its timeout unless told otherwise", () => {
+    const c = parseStackConfig("dev", {
+      ...stackConfig("dev"),
+      "hoth:alarms": JSON.stringify({
+        api5xxRatePercent: 5,
+        apiLatencyP99Ms: 5000,
+        lambdaErrors: 5,
+        lambdaThrottles: 5,
+        periodSeconds: 300,
+        evaluationPeriods: 1,
+      }),
+    });
+    assert.equal(c.alarms.lambdaDurationPercentOfTimeout, 80);
+  });
+
   const alarms = (o: Record<string, unknown>) =>
     JSON.stringify({
       api5xxRatePercent: 5,
