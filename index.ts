@@ -8,8 +8,10 @@ import { AuthorizedApi } from "./components/authorizedApi";
 import { parseStackConfig, type StackConfig } from "./components/config";
 import { DeliveryPipeline } from "./components/deliveryPipeline";
 import { GlueJobs } from "./components/glueJobs";
+import { MemberRegistry } from "./components/memberRegistry";
 import { MigrationStateMachine } from "./components/migrationStateMachine";
 import { Monitoring } from "./components/monitoring";
+import { registryAppStatements } from "./components/registryPolicies";
 import { SecretStore } from "./components/secretStore";
 
 /**
@@ -41,8 +43,9 @@ function compose(config: StackConfig) {
         jwksUri: config.okta.jwksUri,
       },
       deletionWindowInDays: config.kmsDeletionWindowDays,
-      // Secrets; the lake and pipeline artifacts (S3); Glue bookmarks; notifications (SNS).
-      viaServices: ["secretsmanager", "s3", "glue", "sns"],
+      // Secrets; the lake and pipeline artifacts (S3); Glue bookmarks; notifications (SNS);
+      // the member registry (DynamoDB).
+      viaServices: ["secretsmanager", "s3", "glue", "sns", "dynamodb"],
       // EventBridge rules and CloudWatch alarms publish to encrypted topics;
       // S3 server access logging writes to the audit access-log bucket.
       servicePrincipals: [
@@ -74,6 +77,23 @@ function compose(config: StackConfig) {
     opts,
   );
 
+  const registry = new MemberRegistry(
+    "hoth",
+    {
+      prefix: config.prefix,
+      region: config.region,
+      accountId: caller.accountId,
+      keyArn: secrets.keyArn,
+      lakeBucket: glue.lakeBucket,
+      lakeBucketArn: glue.lakeBucketArn,
+      deletionProtection: config.registry.deletionProtection,
+      exportTimeoutSeconds: config.registry.exportTimeoutSeconds,
+      logRetentionDays: config.logRetentionDays,
+      logLevel: config.logLevel,
+    },
+    opts,
+  );
+
   const migration = new MigrationStateMachine(
     "hoth",
     {
@@ -84,6 +104,10 @@ function compose(config: StackConfig) {
       lakeBucket: glue.lakeBucket,
       legacyJob: { name: glue.jobNames.legacy, arn: glue.jobArns.legacy },
       ingestJob: { name: glue.jobNames.ingest, arn: glue.jobArns.ingest },
+      registryExport: {
+        arn: registry.exportFunctionArn,
+        timeoutSeconds: config.registry.exportTimeoutSeconds,
+      },
       jobTimeoutSeconds: config.glue.timeoutMinutes * 60,
       logRetentionDays: config.logRetentionDays,
       logLevel: config.migration.logLevel,
@@ -119,12 +143,14 @@ function compose(config: StackConfig) {
       appEnvironment: {
         STATE_MACHINE_ARN: migration.stateMachineArn,
         LAKE_BUCKET: glue.lakeBucket,
+        REGISTRY_TABLE: registry.tableName,
       },
       appStatements: pulumi
-        .all([migration.stateMachineArn, glue.lakeBucketArn, secrets.keyArn])
-        .apply(([stateMachineArn, lakeBucketArn, keyArn]) =>
-          appRouteStatements({ stateMachineArn, lakeBucketArn, keyArn, region: config.region }),
-        ),
+        .all([migration.stateMachineArn, glue.lakeBucketArn, secrets.keyArn, registry.tableArn])
+        .apply(([stateMachineArn, lakeBucketArn, keyArn, tableArn]) => [
+          ...appRouteStatements({ stateMachineArn, lakeBucketArn, keyArn, region: config.region }),
+          ...registryAppStatements({ tableArn, keyArn, lakeBucketArn, region: config.region }),
+        ]),
     },
     opts,
   );
@@ -153,6 +179,7 @@ function compose(config: StackConfig) {
       accountId: caller.accountId,
       keyArn: secrets.keyArn,
       lakeBucketArn: glue.lakeBucketArn,
+      registryTableArn: registry.tableArn,
       retentionDays: config.audit.retentionDays,
     },
     opts,
@@ -173,6 +200,11 @@ function compose(config: StackConfig) {
           timeoutSeconds: config.lambda.timeoutSeconds,
         },
         { id: "app", name: api.appFunctionName, timeoutSeconds: config.lambda.timeoutSeconds },
+        {
+          id: "registry-export",
+          name: registry.exportFunctionName,
+          timeoutSeconds: config.registry.exportTimeoutSeconds,
+        },
       ],
       stateMachines: [{ id: "migration", arn: migration.stateMachineArn }],
       deadLetterQueues: [],
@@ -196,6 +228,7 @@ function compose(config: StackConfig) {
     secrets,
     alerts,
     glue,
+    registry,
     migration,
     api,
     audit,
@@ -215,6 +248,7 @@ function outputs(platform: ReturnType<typeof compose>) {
     restApiId: platform.api.restApiId,
     stageName: platform.api.stageName,
     lakeBucket: platform.glue.lakeBucket,
+    registryTable: platform.registry.tableName,
     glueJobs: platform.glue.jobNames,
     curatedDatabase: platform.glue.databaseName,
     stateMachineArn: platform.migration.stateMachineArn,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MIN_LAMBDA_TIMEOUT_SECONDS } from "../handlers/lib/aws";
 
 /**
  * Typed, validated stack configuration. Every setting of a stack is read here,
@@ -55,9 +56,21 @@ const apiSchema = z.strictObject({
 
 const lambdaSchema = z.strictObject({
   memorySizeMb: intIn(128, 10_240),
-  timeoutSeconds: intIn(1, 29),
+  /**
+   * API functions' timeout: at least what one AWS call may take with its
+   * retries plus a margin to answer (handlers/lib/aws.ts), at most API
+   * Gateway's 29 s integration timeout.
+   */
+  timeoutSeconds: intIn(MIN_LAMBDA_TIMEOUT_SECONDS, 29),
   /** Reserved concurrency bounds every function of the stack. */
   reservedConcurrency: intIn(1, 1000),
+});
+
+const registrySchema = z.strictObject({
+  /** DynamoDB deletion protection of the member registry table. */
+  deletionProtection: bool,
+  /** Timeout of the registry export function (s). @default 300 */
+  exportTimeoutSeconds: intIn(30, 900).default(300),
 });
 
 const glueSchema = z.strictObject({
@@ -183,6 +196,7 @@ const schema = z
     okta: oktaSchema,
     api: apiSchema,
     lambda: lambdaSchema,
+    registry: registrySchema,
     glue: glueSchema,
     migration: migrationSchema,
     audit: auditSchema,

@@ -46,10 +46,32 @@ export const ROUTES: readonly Route[] = [
   },
   {
     method: "GET",
+    path: "/members",
+    handler: "app",
+    anyOf: [{ resource: "Patient", access: "s" }],
+    summary:
+      "Search the caller's members by identifier (identifier=system|value): a searchset Bundle",
+  },
+  {
+    method: "GET",
     path: "/members/{id}",
     handler: "app",
     anyOf: [{ resource: "Patient", access: "r" }],
     summary: "The latest registered version of one of the caller's members",
+  },
+  {
+    method: "GET",
+    path: "/members/{id}/_history",
+    handler: "app",
+    anyOf: [{ resource: "Patient", access: "r" }],
+    summary: "The versions of one of the caller's members, newest first: a history Bundle",
+  },
+  {
+    method: "GET",
+    path: "/members/{id}/_history/{vid}",
+    handler: "app",
+    anyOf: [{ resource: "Patient", access: "r" }],
+    summary: "One version of one of the caller's members (vread)",
   },
   {
     method: "POST",

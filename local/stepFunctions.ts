@@ -16,6 +16,7 @@ import { GlueApiError, type JobRun, type LocalGlue } from "./glue";
 
 const GLUE_SYNC = "arn:aws:states:::glue:startJobRun.sync";
 const PUT_EVENTS = "arn:aws:states:::events:putEvents";
+const LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke";
 
 export interface PublishedEvent {
   time: string;
@@ -62,6 +63,8 @@ export async function startStepFunctions(o: {
   stateMachineArn: string;
   definition: object;
   glue: LocalGlue;
+  /** Local functions by ARN, for `lambda:invoke` tasks. @default {} */
+  functions?: Record<string, (payload: unknown) => Promise<unknown>>;
   /** How often a .sync task polls the Glue run. @default 250 */
   pollMs?: number;
   onEvent?: (e: PublishedEvent) => void;
@@ -95,6 +98,23 @@ export async function startStepFunctions(o: {
       }
     };
 
+  // The Lambda integration's answer: the function's result as Payload; a
+  // function error fails the task with the function's error type as its name
+  // (https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html).
+  const lambdaInvoke = async (params: { FunctionName: string; Payload?: unknown }) => {
+    const fn = o.functions?.[params.FunctionName];
+    if (!fn) throw named("Lambda.ResourceNotFoundException", "Function not found");
+    try {
+      return { StatusCode: 200, Payload: await fn(params.Payload ?? {}) };
+    } catch (error) {
+      const e = error as Error;
+      throw named(
+        e.name || "Error",
+        JSON.stringify({ errorType: e.name, errorMessage: e.message }),
+      );
+    }
+  };
+
   const putEvents = async (params: { Entries: Omit<PublishedEvent, "time">[] }) => {
     for (const entry of params.Entries) {
       const event = { time: new Date().toISOString(), ...entry };
@@ -119,6 +139,7 @@ export async function startStepFunctions(o: {
     )) {
       if (def.Resource === GLUE_SYNC) handlers[state] = glueSync(execution);
       if (def.Resource === PUT_EVENTS) handlers[state] = putEvents;
+      if (def.Resource === LAMBDA_INVOKE) handlers[state] = lambdaInvoke;
     }
     const input = JSON.parse(execution.input);
     const started = machine.run(input, {

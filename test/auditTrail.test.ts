@@ -28,6 +28,15 @@ const lakeSelector = (bucket: string) => ({
   ],
 });
 
+const registrySelector = (tableArn: string) => ({
+  name: "Member registry items",
+  fieldSelectors: [
+    { field: "eventCategory", equals: ["Data"] },
+    { field: "resources.type", equals: ["AWS::DynamoDB::Table"] },
+    { field: "resources.ARN", equals: [tableArn] },
+  ],
+});
+
 describe("AuditTrail", () => {
   for (const [stack, retention] of [
     ["dev", 90],
@@ -66,10 +75,11 @@ describe("AuditTrail", () => {
             isMultiRegionTrail: false,
           },
         );
-        // No registry table in this program yet: exactly management and lake events.
+        // Exactly management events, the lake's objects and the member registry's items.
         assert.deepEqual(trail.inputs.advancedEventSelectors, [
           MANAGEMENT,
           lakeSelector(`${p}-lake`),
+          registrySelector(`arn:aws:dynamodb:us-east-1:${ACCOUNT_ID}:table/${p}-member-registry`),
         ]);
         assert.equal(trail.state.arn, trailArn);
         assert.equal(await unwrap(platform.audit.trailArn), trailArn);
@@ -240,33 +250,33 @@ describe("AuditTrail", () => {
     });
   }
 
-  it("adds data events for exactly the member registry table when it is given", async () => {
-    // Prepare
-    useStack("dev");
-    const table = `arn:aws:dynamodb:us-east-1:${ACCOUNT_ID}:table/hoth-dev-members`;
-    // Act
-    new AuditTrail("a", {
-      prefix: "hoth-dev",
-      region: "us-east-1",
-      accountId: ACCOUNT_ID,
-      keyArn: KEY_ARN,
-      lakeBucketArn: "arn:aws:s3:::hoth-dev-lake",
-      registryTableArn: table,
-      retentionDays: 90,
-    });
-    await settle();
-    // Assess
-    assert.deepEqual(find("aws:cloudtrail/trail:Trail", "a-trail").inputs.advancedEventSelectors, [
-      MANAGEMENT,
-      lakeSelector("hoth-dev-lake"),
-      {
-        name: "Member registry items",
-        fieldSelectors: [
-          { field: "eventCategory", equals: ["Data"] },
-          { field: "resources.type", equals: ["AWS::DynamoDB::Table"] },
-          { field: "resources.ARN", equals: [table] },
+  for (const registryTableArn of [
+    `arn:aws:dynamodb:us-east-1:${ACCOUNT_ID}:table/hoth-dev-members`,
+    undefined,
+  ]) {
+    it(`records registry item events ${registryTableArn ? "for exactly the table given" : "for no table when none is given"}`, async () => {
+      // Prepare
+      useStack("dev");
+      // Act
+      new AuditTrail("a", {
+        prefix: "hoth-dev",
+        region: "us-east-1",
+        accountId: ACCOUNT_ID,
+        keyArn: KEY_ARN,
+        lakeBucketArn: "arn:aws:s3:::hoth-dev-lake",
+        registryTableArn,
+        retentionDays: 90,
+      });
+      await settle();
+      // Assess
+      assert.deepEqual(
+        find("aws:cloudtrail/trail:Trail", "a-trail").inputs.advancedEventSelectors,
+        [
+          MANAGEMENT,
+          lakeSelector("hoth-dev-lake"),
+          ...(registryTableArn ? [registrySelector(registryTableArn)] : []),
         ],
-      },
-    ]);
-  });
+      );
+    });
+  }
 });

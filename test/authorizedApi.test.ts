@@ -88,10 +88,28 @@ describe("AuthorizedApi", () => {
           `${EXEC}/authorizers/hoth-dev-okta-smart`,
         ],
         [
+          "hoth-get-members-id-_history-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/GET/members/*/_history`,
+        ],
+        [
+          "hoth-get-members-id-_history-vid-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/GET/members/*/_history/*`,
+        ],
+        [
           "hoth-get-members-id-invoke",
           "hoth-dev-app",
           "apigateway.amazonaws.com",
           `${EXEC}/*/GET/members/*`,
+        ],
+        [
+          "hoth-get-members-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/GET/members`,
         ],
         [
           "hoth-get-migrations-id-invoke",
@@ -177,6 +195,7 @@ describe("AuthorizedApi", () => {
         LOG_LEVEL: "DEBUG",
         STATE_MACHINE_ARN: `arn:aws:states:us-east-1:${ACCOUNT_ID}:stateMachine:hoth-dev-migration`,
         LAKE_BUCKET: "hoth-dev-lake",
+        REGISTRY_TABLE: "hoth-dev-member-registry",
       });
       assert.deepEqual((fn("authorizer").environment as { variables: object }).variables, {
         NODE_OPTIONS: "--enable-source-maps",
@@ -232,16 +251,6 @@ describe("AuthorizedApi", () => {
           "hoth-app-routes",
           [
             {
-              Sid: "RegisterMembers",
-              Effect: "Allow",
-              Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-              Resource: [
-                "arn:aws:s3:::hoth-dev-lake/landing/*/members/*",
-                "arn:aws:s3:::hoth-dev-lake/registry/*",
-                "arn:aws:s3:::hoth-dev-lake/idempotency/*",
-              ],
-            },
-            {
               Sid: "StartMigrations",
               Effect: "Allow",
               Action: "states:StartExecution",
@@ -260,11 +269,32 @@ describe("AuthorizedApi", () => {
               Resource: "arn:aws:s3:::hoth-dev-lake/reports/*",
             },
             {
+              // Reports are only read: no data key is generated.
               Sid: "LakeKey",
               Effect: "Allow",
-              Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+              Action: "kms:Decrypt",
               Resource: KEY_ARN,
               Condition: { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } },
+            },
+            {
+              Sid: "MemberRegistry",
+              Effect: "Allow",
+              Action: [
+                "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
+                "dynamodb:Query",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:ConditionCheckItem",
+              ],
+              Resource: `arn:aws:dynamodb:us-east-1:${ACCOUNT_ID}:table/hoth-dev-member-registry`,
+            },
+            {
+              Sid: "RegistryKey",
+              Effect: "Allow",
+              Action: ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+              Resource: KEY_ARN,
+              Condition: { StringEquals: { "kms:ViaService": "dynamodb.us-east-1.amazonaws.com" } },
             },
           ],
         ],

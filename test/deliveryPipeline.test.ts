@@ -284,7 +284,8 @@ describe("DeliveryPipeline", () => {
         },
       });
       const key = doc(find("aws:kms/key:Key", "hoth-key")).Statement;
-      assert.deepEqual(key[3].Principal, {
+      const writers = key.find((st: { Sid: string }) => st.Sid === "ServicesWritingEncryptedData");
+      assert.deepEqual(writers.Principal, {
         Service: ["events.amazonaws.com", "cloudwatch.amazonaws.com", "logging.s3.amazonaws.com"],
       });
     });

@@ -52,6 +52,8 @@ function arnFor(type: string, name: string, inputs: Record<string, unknown>): st
       return `arn:aws:cloudtrail:${base}:trail/${n}`;
     case "aws:cloudwatch/metricAlarm:MetricAlarm":
       return `arn:aws:cloudwatch:${base}:alarm:${n}`;
+    case "aws:dynamodb/table:Table":
+      return `arn:aws:dynamodb:${base}:table/${n}`;
     default: {
       const [, mod] = type.split(":");
       return `arn:aws:${mod.split("/")[0]}:${base}:${name}`;

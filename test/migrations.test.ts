@@ -58,6 +58,8 @@ describe("migrations API against moto (Step Functions, S3)", () => {
           migrationDefinition({
             legacyJobName: "l",
             ingestJobName: "i",
+            registryExportFunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:e",
+            registryExportTimeoutSeconds: 300,
             lakeBucket: LAKE,
             eventBusName: "b",
             legacyTimeoutSeconds: 60,
@@ -75,6 +77,7 @@ describe("migrations API against moto (Step Functions, S3)", () => {
       APP_SECRET_ID: secret,
       STATE_MACHINE_ARN: stateMachineArn,
       LAKE_BUCKET: LAKE,
+      REGISTRY_TABLE: "hoth-test-registry",
     }));
   });
 

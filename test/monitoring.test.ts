@@ -47,7 +47,7 @@ function alarmsInOrder(names: string[]): Recorded[] {
 const alarmNames = (p: string) => [
   `${p}-api-5xx-rate`,
   `${p}-api-latency-p99`,
-  ...["authorizer", "app"].flatMap((f) =>
+  ...["authorizer", "app", "registry-export"].flatMap((f) =>
     ["errors", "throttles", "duration"].map((m) => `${p}-${f}-${m}`),
   ),
   ...["failed", "timed-out", "throttled"].map((m) => `${p}-migration-${m}`),
@@ -81,13 +81,13 @@ describe("Monitoring", () => {
       it("has exactly these alarms, each paging the alerts topic and reporting recovery", () => {
         const api = { ApiName: `${p}-api`, Stage: stack };
         const n = `${e.periods}/${e.periods} x ${e.period}`;
-        const fn = (id: string) => {
+        // Duration alarms at 80 % of each timeout: 10 s (API functions), 300 s (registry export)
+        const fn = (id: string, durationMs: number) => {
           const dims = { FunctionName: `${p}-${id}` };
           return [
             [`${p}-${id}-errors`, "AWS/Lambda Errors", dims, "Sum", ">=", e.errors, n],
             [`${p}-${id}-throttles`, "AWS/Lambda Throttles", dims, "Sum", ">=", e.throttles, n],
-            // 80% of the 10 s timeout
-            [`${p}-${id}-duration`, "AWS/Lambda Duration", dims, "Maximum", ">", 8000, n],
+            [`${p}-${id}-duration`, "AWS/Lambda Duration", dims, "Maximum", ">", durationMs, n],
           ];
         };
         const sfn = (id: string, metric: string) => [
@@ -102,8 +102,9 @@ describe("Monitoring", () => {
         const expected = [
           [`${p}-api-5xx-rate`, "AWS/ApiGateway 5XXError", api, "Average", ">", e.rate, n],
           [`${p}-api-latency-p99`, "AWS/ApiGateway Latency", api, "p99", ">", e.p99, n],
-          ...fn("authorizer"),
-          ...fn("app"),
+          ...fn("authorizer", 8000),
+          ...fn("app", 8000),
+          ...fn("registry-export", 240_000),
           sfn("failed", "ExecutionsFailed"),
           sfn("timed-out", "ExecutionsTimedOut"),
           sfn("throttled", "ExecutionThrottled"),
@@ -194,7 +195,7 @@ describe("Monitoring", () => {
             },
           ],
         );
-        assert.equal(alarmArns.length, 11);
+        assert.equal(alarmArns.length, 14);
       });
 
       it("has one dashboard whose graphs show exactly the alarms' metrics and the alert rules'", () => {

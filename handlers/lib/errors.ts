@@ -6,15 +6,19 @@ import type { Issue, IssueType } from "./outcome";
  * for the caller and never hold a secret or a patient identifier.
  */
 export class HttpError extends Error {
+  /** The issues the OperationOutcome lists; by default one, from the message. */
+  readonly issues?: Issue[];
+
   constructor(
     readonly statusCode: number,
     readonly code: IssueType,
     message: string,
     readonly headers: Record<string, string> = {},
-    options?: ErrorOptions,
+    options?: ErrorOptions & { issues?: Issue[] },
   ) {
     super(message, options);
     this.name = "HttpError";
+    this.issues = options?.issues;
   }
 }
 
@@ -41,8 +45,10 @@ export class NotFoundError extends HttpError {
 
 /** 422: the resource is well-formed JSON but not valid; carries every issue found. */
 export class UnprocessableError extends HttpError {
-  constructor(readonly issues: Issue[]) {
-    super(422, "processing", "The resource does not validate");
+  declare readonly issues: Issue[];
+
+  constructor(issues: Issue[]) {
+    super(422, "processing", "The resource does not validate", {}, { issues });
     this.name = "UnprocessableError";
   }
 }
