@@ -58,7 +58,7 @@ export const EXAMPLES = {
       },
     ],
   },
-  migration: { source: "fhir", inputPrefix: "exports/2026-11-22/" },
+  migration: { source: "registry" },
 };
 
 const pathParam = (name: string) => ({
@@ -287,18 +287,33 @@ const SCHEMAS: Record<string, Schema> = {
     },
   },
   MigrationRequest: {
-    type: "object",
-    additionalProperties: false,
-    required: ["source", "inputPrefix"],
-    properties: {
-      source: { enum: ["legacy", "fhir"] },
-      inputPrefix: {
-        type: "string",
-        minLength: 1,
-        maxLength: 512,
-        description: "Key prefix under landing/<org>/",
+    oneOf: [
+      {
+        type: "object",
+        additionalProperties: false,
+        required: ["source", "inputPrefix"],
+        properties: {
+          source: { enum: ["legacy", "fhir"] },
+          inputPrefix: {
+            type: "string",
+            minLength: 1,
+            maxLength: 512,
+            description: "Key prefix under landing/<org>/",
+          },
+        },
       },
-    },
+      {
+        type: "object",
+        additionalProperties: false,
+        required: ["source"],
+        properties: {
+          source: {
+            const: "registry",
+            description: "The caller's committed registry members, as one consistent snapshot",
+          },
+        },
+      },
+    ],
   },
   MigrationAccepted: {
     type: "object",

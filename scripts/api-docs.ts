@@ -255,9 +255,10 @@ export function collection() {
       },
     ],
     variable: [
-      { key: "memberId", value: "" },
+      // Defaults keep every path well-formed before a registration has set them.
+      { key: "memberId", value: "unknown" },
       { key: "memberIdentifier", value: "" },
-      { key: "memberVersion", value: "" },
+      { key: "memberVersion", value: "1" },
       { key: "migrationId", value: "" },
       { key: "accessToken", value: "" },
       { key: "accessTokenScopes", value: "" },

@@ -224,7 +224,7 @@ describe("migrations API against moto (Step Functions, S3)", () => {
       request("POST", "/migrations", { key: "k1", body: { source: "csv", inputPrefix: "a/" } }),
       400,
       "invalid",
-      "source must be 'legacy' or 'fhir'",
+      "source must be 'legacy', 'fhir' or 'registry'",
     ],
     [
       "a prefix that climbs out of the landing area",

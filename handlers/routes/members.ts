@@ -27,7 +27,6 @@ import {
   type Head,
   IDEMPOTENCY_TTL_DAYS,
   type IdempotencyRecord,
-  identifierHashes,
   type Json,
   type MemberRegistry,
   TransactionRefused,
@@ -340,13 +339,9 @@ export const registerMembers =
           heads: entries
             .filter((e) => e.method === "PUT")
             .map((e) => ({ type: e.type, id: e.id as string })),
-          // Plain creates rely on the write's conditions; only conditional creates and updates read.
-          owners: entries
-            .filter((e) => e.method === "PUT" || e.ifNoneExist !== undefined)
-            .flatMap((e) => [
-              ...(e.type === "Patient" ? identifierHashes(e.resource) : []),
-              ...(e.ifNoneExist ? [e.ifNoneExist] : []),
-            ]),
+          // Identifier ownership is enforced by the write's conditions; only a
+          // conditional create reads its criterion's owner first.
+          owners: entries.flatMap((e) => (e.ifNoneExist ? [e.ifNoneExist] : [])),
           idempotency: attempt > 0 ? keyHash : undefined,
         },
         deadline,
@@ -562,10 +557,7 @@ async function commitEntry(
       org,
       {
         heads: e.method === "PUT" ? [{ type: e.type, id: e.id as string }] : [],
-        owners: [
-          ...(e.type === "Patient" ? identifierHashes(e.resource) : []),
-          ...(e.ifNoneExist ? [e.ifNoneExist] : []),
-        ],
+        owners: e.ifNoneExist ? [e.ifNoneExist] : [],
         idempotency: o.sk,
       },
       deadline,

@@ -23,26 +23,47 @@ export interface MigrationSettings {
   lakeBucket: string;
 }
 
-/** POST /migrations body. The organisation is the caller's, never the body's. */
-const StartMigration = z.strictObject(
-  {
-    source: z.enum(["legacy", "fhir"], { error: "source must be 'legacy' or 'fhir'" }),
-    inputPrefix: z
-      .string({ error: "inputPrefix must be a string" })
-      .check(
-        z.minLength(1, "inputPrefix must not be empty"),
-        z.maxLength(512, "inputPrefix must be at most 512 characters"),
-        z.regex(
-          /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9!_.*'()/-]+$/,
-          "inputPrefix must be a relative key prefix under your landing area (no leading '/', no '..')",
-        ),
-      ),
-  },
+const inputPrefix = z
+  .string({ error: "inputPrefix must be a string" })
+  .check(
+    z.minLength(1, "inputPrefix must not be empty"),
+    z.maxLength(512, "inputPrefix must be at most 512 characters"),
+    z.regex(
+      /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9!_.*'()/-]+$/,
+      "inputPrefix must be a relative key prefix under your landing area (no leading '/', no '..')",
+    ),
+  );
+
+const unknownKeys = (issue: { code: string; keys?: string[] }) =>
+  issue.code === "unrecognized_keys"
+    ? `Unrecognized key: ${(issue.keys ?? []).map((k) => `"${k}"`).join(", ")}`
+    : "The body must be an object with source and inputPrefix (or source 'registry' alone)";
+
+/**
+ * POST /migrations body. The organisation is the caller's, never the body's.
+ * `legacy` and `fhir` read a prefix of the caller's landing area; `registry`
+ * migrates the caller's committed registry members (a snapshot the state
+ * machine takes first), so it names no prefix.
+ */
+const StartMigration = z.discriminatedUnion(
+  "source",
+  [
+    z.strictObject(
+      {
+        source: z.enum(["legacy", "fhir"], {
+          error: "source must be 'legacy', 'fhir' or 'registry'",
+        }),
+        inputPrefix,
+      },
+      { error: unknownKeys },
+    ),
+    z.strictObject({ source: z.literal("registry") }, { error: unknownKeys }),
+  ],
   {
     error: (issue) =>
-      issue.code === "unrecognized_keys"
-        ? `Unrecognized key: ${issue.keys.map((k) => `"${k}"`).join(", ")}`
-        : "The body must be an object with source and inputPrefix",
+      issue.code === "invalid_union"
+        ? "source must be 'legacy', 'fhir' or 'registry'"
+        : "The body must be an object with source and inputPrefix (or source 'registry' alone)",
   },
 );
 
@@ -83,7 +104,13 @@ export const startMigration =
       throw new BadRequestError(parsed.error.issues.map((i) => i.message).join("; "));
     }
     const id = migrationId(org, key);
-    const input = JSON.stringify({ runId: id, org, ...parsed.data });
+    const input = JSON.stringify({
+      runId: id,
+      org,
+      ...parsed.data,
+      // Where the registry snapshot lands (the state machine writes it there).
+      ...(parsed.data.source === "registry" ? { inputPrefix: `registry/${id}/` } : {}),
+    });
     let startDate: Date | undefined;
     try {
       const out = await sfn.send(
