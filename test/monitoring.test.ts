@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import program = require("../index");
 
-import { AlertsTopic } from "../components/alertsTopic";
+import { AlertsTopic, alertsTopicStatements } from "../components/alertsTopic";
 import { parseStackConfig } from "../components/config";
 import { Monitoring } from "../components/monitoring";
 import { checkAll, RULES } from "../policy/rules";
@@ -282,5 +282,43 @@ describe("Monitoring", () => {
     // The whole dev graph, meanwhile, passes every rule.
     await deploy("dev");
     assert.deepEqual(checkAll(mockedGraph()), []);
+  });
+
+  it("lets a single publisher of each kind publish by its exact ARN, and no kind without publishers", () => {
+    const topic = "arn:aws:sns:us-east-1:123456789012:t";
+    const statements = alertsTopicStatements(topic, ACCOUNT_ID, ["arn:aws:events:r"], []);
+    assert.deepEqual(
+      statements.map((st) => [st.Sid, st.Condition]),
+      [
+        ["DenyInsecureTransport", { Bool: { "aws:SecureTransport": "false" } }],
+        [
+          "PublishFromEventRules",
+          {
+            ArnEquals: { "aws:SourceArn": "arn:aws:events:r" },
+            StringEquals: { "aws:SourceAccount": ACCOUNT_ID },
+          },
+        ],
+      ],
+    );
+  });
+
+  it("refuses publishers added after the topic policy is written, and a second policy", () => {
+    useStack("dev");
+    const alerts = new AlertsTopic("late", {
+      prefix: "hoth-dev",
+      accountId: ACCOUNT_ID,
+      keyArn: "arn:k",
+    });
+    alerts.seal();
+    const rule = new aws.cloudwatch.EventRule("late-rule", { eventPattern: "{}" });
+    assert.throws(() => alerts.routeRule(rule, "late-target", {}), {
+      message: "routeRule() after seal(): add every publisher before seal()",
+    });
+    assert.throws(() => alerts.allowAlarms([]), {
+      message: "allowAlarms() after seal(): add every publisher before seal()",
+    });
+    assert.throws(() => alerts.seal(), {
+      message: "seal() after seal(): add every publisher before seal()",
+    });
   });
 });
