@@ -256,6 +256,7 @@ function outputs(platform: ReturnType<typeof compose>) {
     alertsTopicArn: platform.alerts.arn,
     auditTrailArn: platform.audit.trailArn,
     auditLogBucket: platform.audit.logBucket,
+    auditDatabase: platform.audit.databaseName,
     dashboardName: platform.monitoring.dashboardName,
     pipelineName: platform.pipeline?.pipelineName,
     notificationsTopicArn: platform.pipeline?.topicArn,

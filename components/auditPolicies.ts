@@ -171,3 +171,65 @@ export function cloudTrailKeyStatements(accountId: string, trailArns: string[]):
     },
   ];
 }
+
+/**
+ * The CloudTrail record fields as Glue/Hive column types, for the Athena
+ * table over the trail (Athena's CloudTrail table, lower-cased):
+ * https://docs.aws.amazon.com/athena/latest/ug/create-cloudtrail-table-partition-projection.html
+ */
+export const CLOUDTRAIL_COLUMNS: [string, string][] = [
+  ["eventversion", "string"],
+  [
+    "useridentity",
+    "struct<type:string,principalid:string,arn:string,accountid:string,invokedby:string,accesskeyid:string,username:string,onbehalfof:struct<userid:string,identitystorearn:string>,sessioncontext:struct<attributes:struct<mfaauthenticated:string,creationdate:string>,sessionissuer:struct<type:string,principalid:string,arn:string,accountid:string,username:string>,ec2roledelivery:string,webidfederationdata:struct<federatedprovider:string,attributes:map<string,string>>>>",
+  ],
+  ["eventtime", "string"],
+  ["eventsource", "string"],
+  ["eventname", "string"],
+  ["awsregion", "string"],
+  ["sourceipaddress", "string"],
+  ["useragent", "string"],
+  ["errorcode", "string"],
+  ["errormessage", "string"],
+  ["requestparameters", "string"],
+  ["responseelements", "string"],
+  ["additionaleventdata", "string"],
+  ["requestid", "string"],
+  ["eventid", "string"],
+  ["readonly", "string"],
+  ["resources", "array<struct<arn:string,accountid:string,type:string>>"],
+  ["eventtype", "string"],
+  ["apiversion", "string"],
+  ["recipientaccountid", "string"],
+  ["serviceeventdetails", "string"],
+  ["sharedeventid", "string"],
+  ["vpcendpointid", "string"],
+  ["vpcendpointaccountid", "string"],
+  ["eventcategory", "string"],
+  ["sessioncredentialfromconsole", "string"],
+  ["edgedevicedetails", "string"],
+  ["tlsdetails", "struct<tlsversion:string,ciphersuite:string,clientprovidedhostheader:string>"],
+];
+
+/** Where the trail's files of one account and region are: `.../CloudTrail/<region>/`. */
+export const trailLogLocation = (bucket: string, accountId: string, region: string) =>
+  `s3://${bucket}/${TRAIL_KEY_PREFIX}/AWSLogs/${accountId}/CloudTrail/${region}/`;
+
+/**
+ * Table parameters: partition projection on the day (`yyyy/MM/dd` under the
+ * region), so a new day needs no MSCK REPAIR, over exactly the retention
+ * window. https://docs.aws.amazon.com/athena/latest/ug/partition-projection-supported-types.html
+ */
+export function cloudTrailTableParameters(location: string, retentionDays: number) {
+  return {
+    EXTERNAL: "TRUE",
+    classification: "cloudtrail",
+    "projection.enabled": "true",
+    "projection.timestamp.type": "date",
+    "projection.timestamp.format": "yyyy/MM/dd",
+    "projection.timestamp.range": `NOW-${retentionDays}DAYS,NOW`,
+    "projection.timestamp.interval": "1",
+    "projection.timestamp.interval.unit": "DAYS",
+    "storage.location.template": `${location}\${timestamp}`,
+  };
+}

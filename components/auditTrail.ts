@@ -2,10 +2,13 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import {
   accessLogBucketStatements,
+  CLOUDTRAIL_COLUMNS,
+  cloudTrailTableParameters,
   eventSelectors,
   TRAIL_KEY_PREFIX,
   trailArn,
   trailBucketStatements,
+  trailLogLocation,
   trailName,
 } from "./auditPolicies";
 import { secureBucket, secureBucketParts } from "./secureBucket";
@@ -30,7 +33,8 @@ export interface AuditTrailArgs {
  * objects and the member registry's items, with log file validation, log
  * files encrypted with the stack key, delivered to a dedicated versioned,
  * TLS-only bucket whose deletes are denied, which is itself access-logged to
- * a second bucket; both expire after `retentionDays`.
+ * a second bucket; both expire after `retentionDays`. A Glue catalog table
+ * over the trail's files lets Athena query it at once (partition projection).
  *
  * Why `aws.cloudtrail.Trail` and not awsx's `cloudtrail.Trail` (3.9.0): the
  * awsx component always writes its own bucket policy, even on an existing
@@ -44,6 +48,8 @@ export class AuditTrail extends pulumi.ComponentResource {
   readonly trailArn: pulumi.Output<string>;
   readonly logBucket: pulumi.Output<string>;
   readonly accessLogBucket: pulumi.Output<string>;
+  /** The Athena (Glue catalog) table over the trail: `<database>.cloudtrail`. */
+  readonly databaseName: pulumi.Output<string>;
 
   constructor(name: string, args: AuditTrailArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hoth:audit:AuditTrail", name, {}, opts);
@@ -130,10 +136,43 @@ export class AuditTrail extends pulumi.ComponentResource {
       { ...child, dependsOn: [logs.policy] },
     );
 
+    // Athena: `SELECT ... FROM <prefix>_audit.cloudtrail WHERE "timestamp" >= '2026/11/17'`.
+    const database = new aws.glue.CatalogDatabase(
+      `${name}-audit-db`,
+      {
+        name: `${p.replace(/-/g, "_")}_audit`,
+        description: "HOTH audit trail (CloudTrail), queried with Athena",
+      },
+      child,
+    );
+    const location = pulumi
+      .all([logs.bucket.bucket, args.accountId])
+      .apply(([bucket, accountId]) => trailLogLocation(bucket, accountId, args.region));
+    new aws.glue.CatalogTable(
+      `${name}-audit-table`,
+      {
+        name: "cloudtrail",
+        databaseName: database.name,
+        tableType: "EXTERNAL_TABLE",
+        parameters: location.apply((l) => cloudTrailTableParameters(l, args.retentionDays)),
+        partitionKeys: [{ name: "timestamp", type: "string" }],
+        storageDescriptor: {
+          location,
+          inputFormat: "com.amazon.emr.cloudtrail.CloudTrailInputFormat",
+          outputFormat: "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+          serDeInfo: { serializationLibrary: "org.apache.hive.hcatalog.data.JsonSerDe" },
+          columns: CLOUDTRAIL_COLUMNS.map(([n, type]) => ({ name: n, type })),
+        },
+      },
+      child,
+    );
+
     this.trailArn = trail.arn;
     this.logBucket = logs.bucket.bucket;
     this.accessLogBucket = accessLogs.bucket;
+    this.databaseName = database.name;
     this.registerOutputs({
+      databaseName: this.databaseName,
       trailArn: this.trailArn,
       logBucket: this.logBucket,
       accessLogBucket: this.accessLogBucket,

@@ -218,6 +218,61 @@ describe("AuditTrail", () => {
         }
       });
 
+      it("gives Athena a table over exactly this account's and region's trail files, projected over the retention", () => {
+        const db = find("aws:glue/catalogDatabase:CatalogDatabase", "hoth-audit-db").inputs;
+        assert.equal(db.name, `${p.replace("-", "_")}_audit`);
+        const table = find("aws:glue/catalogTable:CatalogTable", "hoth-audit-table").inputs;
+        const location = `s3://${p}-audit/cloudtrail/AWSLogs/${ACCOUNT_ID}/CloudTrail/us-east-1/`;
+        assert.deepEqual(
+          [table.name, table.databaseName, table.tableType, table.partitionKeys],
+          ["cloudtrail", db.name, "EXTERNAL_TABLE", [{ name: "timestamp", type: "string" }]],
+        );
+        assert.deepEqual(table.parameters, {
+          EXTERNAL: "TRUE",
+          classification: "cloudtrail",
+          "projection.enabled": "true",
+          "projection.timestamp.type": "date",
+          "projection.timestamp.format": "yyyy/MM/dd",
+          "projection.timestamp.range": `NOW-${retention}DAYS,NOW`,
+          "projection.timestamp.interval": "1",
+          "projection.timestamp.interval.unit": "DAYS",
+          "storage.location.template": `${location}\${timestamp}`,
+        });
+        const sd = table.storageDescriptor as {
+          location: string;
+          inputFormat: string;
+          serDeInfo: { serializationLibrary: string };
+          columns: { name: string; type: string }[];
+        };
+        assert.deepEqual(
+          [sd.location, sd.inputFormat, sd.serDeInfo.serializationLibrary],
+          [
+            location,
+            "com.amazon.emr.cloudtrail.CloudTrailInputFormat",
+            "org.apache.hive.hcatalog.data.JsonSerDe",
+          ],
+        );
+        // The fields the README's queries use
+        const types = Object.fromEntries(sd.columns.map((c) => [c.name, c.type]));
+        assert.deepEqual(
+          [
+            "eventtime",
+            "eventsource",
+            "eventname",
+            "readonly",
+            "requestparameters",
+            "errorcode",
+          ].map((c) => types[c]),
+          ["string", "string", "string", "string", "string", "string"],
+        );
+        assert.equal(types.resources, "array<struct<arn:string,accountid:string,type:string>>");
+        assert.match(types.useridentity, /^struct<type:string,principalid:string,arn:string,/);
+        assert.match(
+          types.useridentity,
+          /sessionissuer:struct<type:string,principalid:string,arn:string,/,
+        );
+      });
+
       it("lets CloudTrail use the stack key for this trail only", () => {
         const statements = doc(find("aws:kms/key:Key", "hoth-key")).Statement;
         const trailStatements = statements.filter((s: { Sid: string }) =>
