@@ -46,13 +46,8 @@ function compose(config: StackConfig) {
       // Secrets; the lake and pipeline artifacts (S3); Glue bookmarks; notifications (SNS);
       // the member registry (DynamoDB).
       viaServices: ["secretsmanager", "s3", "glue", "sns", "dynamodb"],
-      // EventBridge rules and CloudWatch alarms publish to encrypted topics;
-      // S3 server access logging writes to the audit access-log bucket.
-      servicePrincipals: [
-        "events.amazonaws.com",
-        "cloudwatch.amazonaws.com",
-        "logging.s3.amazonaws.com",
-      ],
+      // EventBridge rules and CloudWatch alarms publish to encrypted topics.
+      servicePrincipals: ["events.amazonaws.com", "cloudwatch.amazonaws.com"],
       // The trail needs the key, and the key policy its ARN: known from its name.
       cloudTrailArns: [caller.accountId.apply((a) => trailArn(config.prefix, config.region, a))],
     },

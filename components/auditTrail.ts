@@ -33,7 +33,8 @@ export interface AuditTrailArgs {
  * objects and the member registry's items, with log file validation, log
  * files encrypted with the stack key, delivered to a dedicated versioned,
  * TLS-only bucket whose deletes are denied, which is itself access-logged to
- * a second bucket; both expire after `retentionDays`. A Glue catalog table
+ * a second bucket (SSE-S3: the only default encryption S3 delivers access
+ * logs to); both expire after `retentionDays`. A Glue catalog table
  * over the trail's files lets Athena query it at once (partition projection).
  *
  * Why `aws.cloudtrail.Trail` and not awsx's `cloudtrail.Trail` (3.9.0): the
@@ -93,7 +94,7 @@ export class AuditTrail extends pulumi.ComponentResource {
       `${name}-trail-access-logs`,
       {
         bucket: `${p}-audit-access-logs`,
-        keyArn: args.keyArn,
+        accessLogDestination: true,
         versioning: true,
         lifecycleRules: expiry("expire-access-logs"),
         extraStatements: (arn) =>

@@ -5,8 +5,17 @@ import { denyInsecureTransport, policy, type Statement } from "./iam";
 export interface SecureBucketArgs {
   /** Physical bucket name. */
   bucket: pulumi.Input<string>;
-  /** KMS key for default encryption (SSE-KMS with an S3 bucket key). */
-  keyArn: pulumi.Input<string>;
+  /** KMS key for default encryption (SSE-KMS with an S3 bucket key); required unless `accessLogDestination`. */
+  keyArn?: pulumi.Input<string>;
+  /**
+   * The bucket receives S3 server access logs. S3 delivers them only to a
+   * destination whose default encryption is SSE-S3: "Default server-side
+   * encryption with AWS KMS keys (SSE-KMS) is not supported"
+   * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html),
+   * so such a bucket is encrypted with SSE-S3; the policy pack accepts that
+   * only for a bucket that is a BucketLogging target. @default false
+   */
+  accessLogDestination?: boolean;
   /** Keep every version of every object. @default false */
   versioning?: boolean;
   /** Lifecycle rules, as `aws.s3.BucketLifecycleConfiguration` takes them. */
@@ -36,6 +45,11 @@ export function secureBucketParts(
   args: SecureBucketArgs,
   opts: pulumi.CustomResourceOptions,
 ) {
+  if (!args.accessLogDestination && !args.keyArn) {
+    throw new Error(
+      `Either [keyArn] or [accessLogDestination: true] must be set for bucket '${name}'`,
+    );
+  }
   const bucket = new aws.s3.Bucket(
     name,
     { bucket: args.bucket, forceDestroy: args.forceDestroy ?? false },
@@ -47,11 +61,10 @@ export function secureBucketParts(
       bucket: bucket.id,
       rules: [
         {
-          applyServerSideEncryptionByDefault: {
-            sseAlgorithm: "aws:kms",
-            kmsMasterKeyId: args.keyArn,
-          },
-          bucketKeyEnabled: true,
+          applyServerSideEncryptionByDefault: args.accessLogDestination
+            ? { sseAlgorithm: "AES256" }
+            : { sseAlgorithm: "aws:kms", kmsMasterKeyId: args.keyArn },
+          bucketKeyEnabled: !args.accessLogDestination,
         },
       ],
     },

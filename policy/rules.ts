@@ -59,6 +59,7 @@ export const T = {
   invokeConfig: "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig",
   eventSourceMapping: "aws:lambda/eventSourceMapping:EventSourceMapping",
   eventTarget: "aws:cloudwatch/eventTarget:EventTarget",
+  bucketLogging: "aws:s3/bucketLogging:BucketLogging",
   trail: "aws:cloudtrail/trail:Trail",
   metricAlarm: "aws:cloudwatch/metricAlarm:MetricAlarm",
   stateMachine: "aws:sfn/stateMachine:StateMachine",
@@ -157,25 +158,34 @@ export function refersTo(r: Res, prop: string, target: Res): boolean {
 const linked = (resources: Res[], type: string, prop: string, target: Res) =>
   resources.filter((r) => r.type === type && refersTo(r, prop, target));
 
+/** The default-encryption settings of a bucket's SSE configurations. */
+const defaultEncryption = (rs: Res[], b: Res) =>
+  linked(rs, T.sse, "bucket", b).flatMap((c) =>
+    asArray(c.props.rules)
+      .map(
+        (rule) =>
+          (rule as Record<string, Record<string, unknown> | undefined>)
+            .applyServerSideEncryptionByDefault,
+      )
+      .filter((d): d is Record<string, unknown> => d !== undefined),
+  );
+
 const s3EncryptedWithKms: Rule = {
   name: "s3-bucket-kms-encryption",
-  description: "Every S3 bucket is encrypted by default with a KMS key.",
+  description:
+    "Every S3 bucket is encrypted by default with a KMS key, except S3 server access log destinations, which S3 supports only with SSE-S3 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html).",
   check: (rs) =>
     rs
       .filter((b) => b.type === T.bucket)
       .filter((b) => {
-        const configs = linked(rs, T.sse, "bucket", b);
-        return !configs.some((c) =>
-          asArray(c.props.rules).some((rule) => {
-            const d = (rule as Record<string, Record<string, unknown>>)
-              .applyServerSideEncryptionByDefault;
-            return (
-              d !== undefined &&
-              String(d.sseAlgorithm).startsWith("aws:kms") &&
-              Boolean(d.kmsMasterKeyId)
-            );
-          }),
+        const defaults = defaultEncryption(rs, b);
+        const kms = defaults.some(
+          (d) => String(d.sseAlgorithm).startsWith("aws:kms") && Boolean(d.kmsMasterKeyId),
         );
+        const accessLogDestination =
+          defaults.some((d) => d.sseAlgorithm === "AES256") &&
+          linked(rs, T.bucketLogging, "targetBucket", b).length > 0;
+        return !kms && !accessLogDestination;
       })
       .map((b) =>
         v("s3-bucket-kms-encryption", b, `bucket ${b.name} has no SSE-KMS default encryption`),

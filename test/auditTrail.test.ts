@@ -4,6 +4,7 @@ import program = require("../index");
 
 import { AuditTrail } from "../components/auditTrail";
 import { parseStackConfig } from "../components/config";
+import { secureBucket } from "../components/secureBucket";
 import { ACCOUNT_ID, doc, find, ofType, settle, stackConfig, unwrap, useStack } from "./harness";
 
 const KEY_ARN = `arn:aws:kms:us-east-1:${ACCOUNT_ID}:key/hoth-key-key-id`;
@@ -178,11 +179,15 @@ describe("AuditTrail", () => {
         );
       });
 
-      it(`keeps both buckets versioned, KMS-encrypted, and expires their objects after ${retention} days`, () => {
-        for (const [bucket, rule] of [
-          ["hoth-trail-logs", "expire-trail-logs"],
-          ["hoth-trail-access-logs", "expire-access-logs"],
-        ]) {
+      it(`keeps both buckets versioned and encrypted (the access logs with SSE-S3, the only kind S3 delivers to), and expires their objects after ${retention} days`, () => {
+        for (const [bucket, rule, encryption] of [
+          [
+            "hoth-trail-logs",
+            "expire-trail-logs",
+            { sseAlgorithm: "aws:kms", kmsMasterKeyId: KEY_ARN },
+          ],
+          ["hoth-trail-access-logs", "expire-access-logs", { sseAlgorithm: "AES256" }],
+        ] as const) {
           assert.deepEqual(
             find("aws:s3/bucketVersioning:BucketVersioning", `${bucket}-versioning`).inputs
               .versioningConfiguration,
@@ -192,10 +197,7 @@ describe("AuditTrail", () => {
             "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
             `${bucket}-sse`,
           ).inputs.rules as { applyServerSideEncryptionByDefault: unknown }[];
-          assert.deepEqual(sse[0].applyServerSideEncryptionByDefault, {
-            sseAlgorithm: "aws:kms",
-            kmsMasterKeyId: KEY_ARN,
-          });
+          assert.deepEqual(sse[0].applyServerSideEncryptionByDefault, encryption);
           const rules = find(
             "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
             `${bucket}-lifecycle`,
@@ -334,4 +336,11 @@ describe("AuditTrail", () => {
       );
     });
   }
+
+  it("refuses a bucket with neither a KMS key nor the access-log role, naming the fix", () => {
+    useStack("dev");
+    assert.throws(() => secureBucket("naked", { bucket: "naked" }, {}), {
+      message: "Either [keyArn] or [accessLogDestination: true] must be set for bucket 'naked'",
+    });
+  });
 });

@@ -286,7 +286,7 @@ describe("DeliveryPipeline", () => {
       const key = doc(find("aws:kms/key:Key", "hoth-key")).Statement;
       const writers = key.find((st: { Sid: string }) => st.Sid === "ServicesWritingEncryptedData");
       assert.deepEqual(writers.Principal, {
-        Service: ["events.amazonaws.com", "cloudwatch.amazonaws.com", "logging.s3.amazonaws.com"],
+        Service: ["events.amazonaws.com", "cloudwatch.amazonaws.com"],
       });
     });
   });

@@ -318,4 +318,25 @@ describe("compliance rules", () => {
       "table unprotected has no deletion protection, which this stack requires",
     ]);
   });
+
+  it("accepts SSE-S3 only on a bucket that receives S3 server access logs", () => {
+    const sse = (bucket: string, d: Record<string, unknown>) =>
+      res(T.sse, `${bucket}-sse`, { bucket, rules: [{ applyServerSideEncryptionByDefault: d }] });
+    const bucket = (name: string) => res(T.bucket, name, { bucket: name }, { id: name });
+    const rs = [
+      bucket("access-logs"),
+      sse("access-logs", { sseAlgorithm: "AES256" }),
+      res(T.bucketLogging, "logging", { bucket: "audit", targetBucket: "access-logs" }),
+      bucket("plain-s3"),
+      sse("plain-s3", { sseAlgorithm: "AES256" }),
+      bucket("kms"),
+      sse("kms", { sseAlgorithm: "aws:kms", kmsMasterKeyId: "arn:k" }),
+      bucket("kms-without-key"),
+      sse("kms-without-key", { sseAlgorithm: "aws:kms" }),
+    ];
+    assert.deepEqual(messages("s3-bucket-kms-encryption", rs), [
+      "bucket plain-s3 has no SSE-KMS default encryption",
+      "bucket kms-without-key has no SSE-KMS default encryption",
+    ]);
+  });
 });
