@@ -19,7 +19,7 @@ const httpsUrl = z
 
 const intIn = (min: number, max: number) =>
   z.coerce
-    .number({ error: "must be a whole number" })
+    .number({ error: "must be a number" })
     .int("must be a whole number")
     .min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`);
@@ -181,7 +181,7 @@ const schema = z
     }),
     protect: bool,
     logRetentionDays: z.coerce
-      .number()
+      .number({ error: "must be a number" })
       .refine(
         (n) => (LOG_RETENTION_DAYS as readonly number[]).includes(n),
         `must be one of ${LOG_RETENTION_DAYS.join(", ")}`,
@@ -312,8 +312,19 @@ export function parseStackConfig(stack: string, raw: Record<string, string>): St
   const result = schema.safeParse(input);
   if (!result.success) {
     for (const issue of result.error.issues) {
+      if (issue.code === "unrecognized_keys") {
+        // A key inside a structured setting that the project does not know: remove it.
+        for (const extra of issue.keys) {
+          const { key } = configKey([...issue.path, extra]);
+          problems.push(
+            `${key}: is not a setting of this project; remove it (pulumi config rm --path '${key}' --stack ${stack})`,
+          );
+        }
+        continue;
+      }
       const { key, dotted, setPath } = configKey(issue.path);
-      const missing = issue.code === "invalid_type" && valueAt(input, issue.path) === undefined;
+      // Absent (a typo of its name included) is "required", whatever the type check said.
+      const missing = valueAt(input, issue.path) === undefined;
       const what = missing ? "is required" : issue.message;
       const example = EXAMPLES[dotted] ?? "<value>";
       problems.push(

@@ -205,11 +205,15 @@ const OPERATIONS: Record<string, (r: Route) => Schema> = {
     },
     responses: {
       202: {
-        ...json("Started (or already started with this key)", ref("MigrationAccepted")),
+        ...json(
+          "Started; or, for a replay of the same key and body, the run's current state",
+          ref("MigrationAccepted"),
+        ),
         headers: { Location: { schema: { type: "string" } } },
       },
       400: outcome("Invalid body or missing Idempotency-Key"),
       409: outcome("The Idempotency-Key was used for another request"),
+      415: outcome("The content type is not application/json"),
       503: outcome("Step Functions is unavailable"),
     },
   }),
@@ -278,11 +282,21 @@ const SCHEMAS: Record<string, Schema> = {
   Bundle: {
     type: "object",
     description:
-      "FHIR R4 Bundle (https://hl7.org/fhir/R4/bundle.html) of type batch or transaction",
+      "FHIR R4 Bundle (https://hl7.org/fhir/R4/bundle.html): batch or transaction requests; their responses, searchset and history answers",
     required: ["resourceType", "type"],
     properties: {
       resourceType: { const: "Bundle" },
-      type: { enum: ["batch", "transaction", "batch-response", "transaction-response"] },
+      type: {
+        enum: [
+          "batch",
+          "transaction",
+          "batch-response",
+          "transaction-response",
+          "searchset",
+          "history",
+        ],
+      },
+      total: { type: "integer", minimum: 0 },
       entry: { type: "array", items: { type: "object" } },
     },
   },
@@ -320,8 +334,12 @@ const SCHEMAS: Record<string, Schema> = {
     required: ["id", "status"],
     properties: {
       id: { type: "string" },
-      status: { const: "RUNNING" },
+      // RUNNING when started; a replay answers the run's current status.
+      status: {
+        enum: ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"],
+      },
       startDate: { type: ["string", "null"] },
+      stopDate: { type: "string" },
     },
   },
   MigrationStatus: {
@@ -371,7 +389,9 @@ export function openApi(
       responses: {
         ...(op.responses as Schema),
         401: outcome("Missing, malformed, expired or otherwise invalid token"),
-        403: outcome("The token's scopes do not grant this route"),
+        403: outcome(
+          "The token's scopes do not grant this route, or the resources in the request; the diagnostics name the scope needed",
+        ),
         429: outcome("Throttled"),
       },
     };

@@ -89,8 +89,25 @@ export const ROUTES: readonly Route[] = [
   },
 ];
 
-/** API Gateway identity sources of the REQUEST authorizer (its cache key). */
+/** Headers among the REQUEST authorizer's identity sources: a request missing one is 401. */
 export const IDENTITY_SOURCES = ["Authorization", "X-Client-Id"];
+
+/**
+ * `$context` variables also in the authorizer's identity sources, so that
+ * API Gateway caches a decision per route: a Deny then carries, in its
+ * context, the scope that route needs (`requiredScope`), which the
+ * ACCESS_DENIED gateway response names. Identity sources may be headers,
+ * query strings, stage variables or `context.*`:
+ * https://docs.aws.amazon.com/apigateway/latest/api/API_Authorizer.html
+ */
+export const IDENTITY_CONTEXT = ["httpMethod", "resourcePath"];
+
+/** The REQUEST authorizer's identitySource expression. */
+export const identitySource = () =>
+  [
+    ...IDENTITY_SOURCES.map((h) => `method.request.header.${h}`),
+    ...IDENTITY_CONTEXT.map((c) => `context.${c}`),
+  ].join(",");
 
 /** `/members/{id}` -> `/members/*`, the form `execute-api` ARNs take. */
 export const arnPath = (path: string) => path.replace(/\{[^}]+\}/g, "*");

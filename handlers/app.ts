@@ -72,18 +72,14 @@ export const handler = async (
   try {
     const resolved = resolveRoute(event.httpMethod, event.path);
     if (resolved.kind === "not-found") {
-      return outcomeResponse(
-        404,
-        "not-found",
-        `No route for ${event.httpMethod} ${event.path}`,
-        echo,
-      );
+      // Diagnostics never repeat the request's method or path (nor any value from it).
+      return outcomeResponse(404, "not-found", "No route matches this method and path", echo);
     }
     if (resolved.kind === "method-not-allowed") {
       return outcomeResponse(
         405,
         "not-supported",
-        `Method ${event.httpMethod} is not allowed here`,
+        "This method is not allowed on this path; the Allow header lists those that are",
         {
           ...echo,
           Allow: resolved.allow.join(", "),

@@ -34,12 +34,12 @@ describe("AuthorizedApi", () => {
   describe("in the dev stack", () => {
     before(() => deploy("dev"));
 
-    it("puts a REQUEST authorizer keyed on Authorization and X-Client-Id in front of every route", () => {
+    it("puts a REQUEST authorizer keyed on Authorization, X-Client-Id and the route in front of every route", () => {
       const authorizer = find("aws:apigateway/authorizer:Authorizer", "hoth-authorizer");
       assert.equal(authorizer.inputs.type, "REQUEST");
       assert.equal(
         authorizer.inputs.identitySource,
-        "method.request.header.Authorization,method.request.header.X-Client-Id",
+        "method.request.header.Authorization,method.request.header.X-Client-Id,context.httpMethod,context.resourcePath",
       );
       assert.equal(authorizer.inputs.authorizerResultTtlInSeconds, 300);
       assert.equal(
@@ -162,6 +162,15 @@ describe("AuthorizedApi", () => {
       assert.deepEqual(unauthorized.inputs.responseParameters, {
         "gatewayresponse.header.Content-Type": "'application/fhir+json'",
         "gatewayresponse.header.WWW-Authenticate": "'Bearer'",
+      });
+      const denied = find("aws:apigateway/response:Response", "hoth-response-access-denied");
+      assert.deepEqual(denied.inputs.responseTemplates, {
+        "application/json":
+          '{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"forbidden","diagnostics":"The access token\'s scopes do not grant this route; it needs $context.authorizer.requiredScope"}]}',
+      });
+      assert.deepEqual(denied.inputs.responseParameters, {
+        "gatewayresponse.header.Content-Type": "'application/fhir+json'",
+        "gatewayresponse.header.WWW-Authenticate": `'Bearer error="insufficient_scope"'`,
       });
     });
 

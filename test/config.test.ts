@@ -253,7 +253,22 @@ describe("stack configuration", () => {
     [
       "an unknown alarm setting",
       { "hoth:alarms": alarms({ cpu: 90 }) },
-      'hoth:alarms: Unrecognized key: "cpu"; set it with: pulumi config set hoth:alarms <value> --stack dev',
+      "hoth:alarms.cpu: is not a setting of this project; remove it (pulumi config rm --path 'hoth:alarms.cpu' --stack dev)",
+    ],
+    [
+      "a key inside okta the project does not know",
+      { "hoth:okta": okta({ audiences: ["api://hoth"] }) },
+      "hoth:okta.audiences: is not a setting of this project; remove it (pulumi config rm --path 'hoth:okta.audiences' --stack dev)",
+    ],
+    [
+      "a number that is not one",
+      { "hoth:kmsDeletionWindowDays": "ten" },
+      "hoth:kmsDeletionWindowDays: must be a number; set it with: pulumi config set hoth:kmsDeletionWindowDays 30 --stack dev",
+    ],
+    [
+      "a retention that is not a number",
+      { "hoth:logRetentionDays": "a week" },
+      "hoth:logRetentionDays: must be a number; set it with: pulumi config set hoth:logRetentionDays 30 --stack dev",
     ],
     [
       "an unknown setting",
@@ -266,6 +281,13 @@ describe("stack configuration", () => {
       assert.deepEqual(problemsOf("dev", overrides), [message]);
     });
   }
+
+  it("reports a one-letter typo of a key as the unknown key plus the required one", () => {
+    assert.deepEqual(problemsOf("dev", { "hoth:logLevel": undefined, "hoth:logLevl": "INFO" }), [
+      "hoth:logLevl: is not a setting of this project; remove it (pulumi config rm hoth:logLevl --stack dev)",
+      "hoth:logLevel: is required; set it with: pulumi config set hoth:logLevel INFO --stack dev",
+    ]);
+  });
 
   it("reports every problem at once", () => {
     const problems = problemsOf("prod", { "hoth:prefix": "X", "hoth:logLevel": "LOUD" });

@@ -284,10 +284,10 @@ describe("DeliveryPipeline", () => {
         },
       });
       const key = doc(find("aws:kms/key:Key", "hoth-key")).Statement;
-      const writers = key.find((st: { Sid: string }) => st.Sid === "ServicesWritingEncryptedData");
-      assert.deepEqual(writers.Principal, {
-        Service: ["events.amazonaws.com", "cloudwatch.amazonaws.com"],
-      });
+      assert.deepEqual(
+        key.find((st: { Sid: string }) => st.Sid === "ServicesWritingEncryptedData")?.Principal,
+        { Service: ["events.amazonaws.com", "cloudwatch.amazonaws.com"] },
+      );
     });
   });
 

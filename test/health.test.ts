@@ -99,7 +99,13 @@ describe("app handler: POST /health against a real Secrets Manager API (moto)", 
     assert.equal(notFound.headers?.["Content-Type"], "application/fhir+json");
     assert.deepEqual(JSON.parse(notFound.body), {
       resourceType: "OperationOutcome",
-      issue: [{ severity: "error", code: "not-found", diagnostics: "No route for POST /nope" }],
+      issue: [
+        {
+          severity: "error",
+          code: "not-found",
+          diagnostics: "No route matches this method and path",
+        },
+      ],
     });
     assert.equal(wrongMethod.statusCode, 405);
     assert.equal(wrongMethod.headers?.Allow, "POST");

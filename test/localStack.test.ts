@@ -35,7 +35,13 @@ describe("local stack (npm start) end to end", function () {
       headers: {
         ...(opts.token ? { Authorization: `Bearer ${opts.token}` } : {}),
         ...(opts.clientId ? { "X-Client-Id": opts.clientId } : {}),
-        ...(opts.body ? { "Content-Type": "application/fhir+json" } : {}),
+        ...(opts.body
+          ? {
+              "Content-Type": urlPath.startsWith("/migrations")
+                ? "application/json"
+                : "application/fhir+json",
+            }
+          : {}),
         ...(opts.key ? { "Idempotency-Key": opts.key } : {}),
       },
       body: opts.body ? JSON.stringify(opts.body) : undefined,
@@ -335,12 +341,36 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
       key: unique(),
     });
     assert.equal(noMigrationScope.status, 403);
+    // The gateway's 403 names the scope the route needs (the authorizer's Deny context).
+    assert.deepEqual(
+      [refused.body.issue[0].diagnostics, noMigrationScope.body.issue[0].diagnostics],
+      [
+        "The access token's scopes do not grant this route; it needs system/Patient.c",
+        "The access token's scopes do not grant this route; it needs system/Task.c",
+      ],
+    );
+    assert.equal(refused.headers.get("www-authenticate"), 'Bearer error="insufficient_scope"');
     const forged = await call("POST", "/health", { token: "a.b.c", clientId: acme.clientId });
     assert.equal(forged.status, 401);
     const unknown = await call("GET", "/nowhere", { token: readOnly, clientId: acme.clientId });
     // MISSING_AUTHENTICATION_TOKEN, answered as 404 (components/gatewayResponses.ts)
     assert.equal(unknown.status, 404);
     assert.equal(unknown.body.issue[0].code, "not-found");
+  });
+
+  it("answers a token with an empty signature with 401 and keeps serving valid tokens (issue 14)", async () => {
+    const valid = await fetchToken(stack.tokenUrl, acme, "system/Patient.rs");
+    const kid = JSON.parse(Buffer.from(valid.split(".")[0], "base64url").toString()).kid;
+    const b64u = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+    const attack = `${b64u({ alg: "RS256", kid })}.${b64u({ exp: Math.floor(Date.now() / 1000) + 600 })}.`;
+    // Empty, and a signature of the right size that verifies nothing (this one reaches the library).
+    for (const [i, token] of [attack, `${attack}${"A".repeat(342)}`, attack].entries()) {
+      const res = await call("POST", "/health", { token, clientId: `attacker-${i}` });
+      assert.equal(res.status, 401);
+      assert.equal(res.body.issue[0].code, "login");
+    }
+    const after = await call("POST", "/health", { token: valid, clientId: acme.clientId });
+    assert.equal(after.status, 200);
   });
 
   it("refuses a client with a wrong secret at the token endpoint", async () => {

@@ -36,6 +36,14 @@ export class ForbiddenError extends HttpError {
   }
 }
 
+/** 415: the body is not in a media type the route takes. */
+export class UnsupportedMediaTypeError extends HttpError {
+  constructor(message: string) {
+    super(415, "not-supported", message);
+    this.name = "UnsupportedMediaTypeError";
+  }
+}
+
 export class NotFoundError extends HttpError {
   constructor(message: string) {
     super(404, "not-found", message);
