@@ -233,7 +233,7 @@ describe("Monitoring", () => {
     });
   }
 
-  it("makes the error-alarms rule fail for a function added without alarms, and pass once it is listed", async () => {
+  it("makes the error-alarms rule fail for a function added without alarms, and pass once it (and its DLQ) is listed", async () => {
     // Prepare: the dev program plus one function nobody passed to Monitoring
     await deploy("dev");
     const fn = () =>
@@ -268,17 +268,32 @@ describe("Monitoring", () => {
       alerts,
       functions: [{ id: "extra", name: extra.name, timeoutSeconds: 3 }],
       stateMachines: [],
+      deadLetterQueues: [{ id: "extra", name: "hoth-dev-extra-dlq" }],
       thresholds: parseStackConfig("dev", stackConfig("dev")).alarms,
     });
     alerts.seal();
     await settle();
     // Act / Assess
     assert.deepEqual(errorAlarms?.check(mockedGraph()), []);
-    alarmsInOrder(["hoth-dev-extra-errors", "hoth-dev-extra-throttles", "hoth-dev-extra-duration"]);
-    assert.equal(
-      find("aws:cloudwatch/metricAlarm:MetricAlarm", "x-extra-duration").inputs.threshold,
-      2400,
-    );
+    const [, , duration, dlq] = alarmsInOrder([
+      "hoth-dev-extra-errors",
+      "hoth-dev-extra-throttles",
+      "hoth-dev-extra-duration",
+      "hoth-dev-extra-dlq-visible",
+    ]);
+    assert.equal(duration.inputs.threshold, 2400);
+    assert.deepEqual(row(dlq), [
+      "hoth-dev-extra-dlq-visible",
+      "AWS/SQS ApproximateNumberOfMessagesVisible",
+      { QueueName: "hoth-dev-extra-dlq" },
+      "Maximum",
+      ">=",
+      1,
+      "1/1 x 300",
+      "notBreaching",
+      ["arn:aws:sns:us-east-1:123456789012:x-alerts"],
+      ["arn:aws:sns:us-east-1:123456789012:x-alerts"],
+    ]);
     // The whole dev graph, meanwhile, passes every rule.
     await deploy("dev");
     assert.deepEqual(checkAll(mockedGraph()), []);
