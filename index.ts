@@ -1,12 +1,16 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { AlertsTopic } from "./components/alertsTopic";
 import { appRouteStatements } from "./components/appPolicies";
+import { trailArn } from "./components/auditPolicies";
+import { AuditTrail } from "./components/auditTrail";
 import { AuthorizedApi } from "./components/authorizedApi";
 import { parseStackConfig, type StackConfig } from "./components/config";
 import { DeliveryPipeline } from "./components/deliveryPipeline";
 import { GlueJobs } from "./components/glueJobs";
 import { MemberRegistry } from "./components/memberRegistry";
 import { MigrationStateMachine } from "./components/migrationStateMachine";
+import { Monitoring } from "./components/monitoring";
 import { registryAppStatements } from "./components/registryPolicies";
 import { SecretStore } from "./components/secretStore";
 
@@ -42,8 +46,16 @@ function compose(config: StackConfig) {
       // Secrets; the lake and pipeline artifacts (S3); Glue bookmarks; notifications (SNS);
       // the member registry (DynamoDB).
       viaServices: ["secretsmanager", "s3", "glue", "sns", "dynamodb"],
-      servicePrincipals: ["events.amazonaws.com"],
+      // EventBridge rules and CloudWatch alarms publish to encrypted topics.
+      servicePrincipals: ["events.amazonaws.com", "cloudwatch.amazonaws.com"],
+      // The trail needs the key, and the key policy its ARN: known from its name.
+      cloudTrailArns: [caller.accountId.apply((a) => trailArn(config.prefix, config.region, a))],
     },
+    opts,
+  );
+  const alerts = new AlertsTopic(
+    "hoth",
+    { prefix: config.prefix, accountId: caller.accountId, keyArn: secrets.keyArn },
     opts,
   );
 
@@ -100,6 +112,7 @@ function compose(config: StackConfig) {
         org: config.migration.scheduledOrg,
         inputPrefix: config.migration.scheduledInputPrefix,
       },
+      alerts,
     },
     opts,
   );
@@ -153,10 +166,70 @@ function compose(config: StackConfig) {
       )
     : undefined;
 
+  const audit = new AuditTrail(
+    "hoth",
+    {
+      prefix: config.prefix,
+      region: config.region,
+      accountId: caller.accountId,
+      keyArn: secrets.keyArn,
+      lakeBucketArn: glue.lakeBucketArn,
+      registryTableArn: registry.tableArn,
+      retentionDays: config.audit.retentionDays,
+    },
+    opts,
+  );
+
+  // Every function and state machine of the stack is listed here: each gets its alarms.
+  const monitoring = new Monitoring(
+    "hoth",
+    {
+      prefix: config.prefix,
+      region: config.region,
+      alerts,
+      api: { name: api.apiName, stage: api.stageName },
+      functions: [
+        {
+          id: "authorizer",
+          name: api.authorizerFunctionName,
+          timeoutSeconds: config.lambda.timeoutSeconds,
+        },
+        { id: "app", name: api.appFunctionName, timeoutSeconds: config.lambda.timeoutSeconds },
+        {
+          id: "registry-export",
+          name: registry.exportFunctionName,
+          timeoutSeconds: config.registry.exportTimeoutSeconds,
+        },
+      ],
+      stateMachines: [{ id: "migration", arn: migration.stateMachineArn }],
+      deadLetterQueues: [],
+      glueJobs: [glue.jobNames.legacy, glue.jobNames.ingest],
+      secrets: {
+        namePrefix: `${config.prefix}/`,
+        arnPrefix: pulumi.interpolate`arn:aws:secretsmanager:${config.region}:${caller.accountId}:secret:${config.prefix}/`,
+      },
+      thresholds: config.alarms,
+    },
+    opts,
+  );
+
   // Every reader has been granted: write the secrets' resource policies.
   secrets.seal();
+  // Every publisher has been added: write the alerts topic's policy.
+  alerts.seal();
 
-  return { provider, secrets, glue, registry, migration, api, ...(pipeline ? { pipeline } : {}) };
+  return {
+    provider,
+    secrets,
+    alerts,
+    glue,
+    registry,
+    migration,
+    api,
+    audit,
+    monitoring,
+    ...(pipeline ? { pipeline } : {}),
+  };
 }
 
 /** Stack outputs: what operators and the pipeline need to find. */
@@ -175,7 +248,11 @@ function outputs(platform: ReturnType<typeof compose>) {
     curatedDatabase: platform.glue.databaseName,
     stateMachineArn: platform.migration.stateMachineArn,
     migrationEventBus: platform.migration.eventBusName,
-    migrationAlertsTopicArn: platform.migration.alertsTopicArn,
+    alertsTopicArn: platform.alerts.arn,
+    auditTrailArn: platform.audit.trailArn,
+    auditLogBucket: platform.audit.logBucket,
+    auditDatabase: platform.audit.databaseName,
+    dashboardName: platform.monitoring.dashboardName,
     pipelineName: platform.pipeline?.pipelineName,
     notificationsTopicArn: platform.pipeline?.topicArn,
   };

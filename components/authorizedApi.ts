@@ -60,6 +60,8 @@ export const ACCESS_LOG_FORMAT = JSON.stringify({
 export class AuthorizedApi extends pulumi.ComponentResource {
   readonly url: pulumi.Output<string>;
   readonly restApiId: pulumi.Output<string>;
+  /** The REST API's name (the ApiName dimension of its metrics). */
+  readonly apiName: pulumi.Output<string>;
   readonly stageName: pulumi.Output<string>;
   readonly executionArn: pulumi.Output<string>;
   readonly appRole: aws.iam.Role;
@@ -360,6 +362,7 @@ export class AuthorizedApi extends pulumi.ComponentResource {
 
     this.url = stage.invokeUrl;
     this.restApiId = api.id;
+    this.apiName = api.name;
     this.stageName = stage.stageName;
     this.executionArn = api.executionArn;
     this.appRole = app.role;

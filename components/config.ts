@@ -104,6 +104,38 @@ const migrationSchema = z.strictObject({
   logLevel: z.enum(["ALL", "ERROR", "FATAL", "OFF"], { error: "must be ALL, ERROR, FATAL or OFF" }),
 });
 
+/** A decimal number in (0, 100]. */
+const percent = z.coerce
+  .number({ error: "must be a number" })
+  .gt(0, "must be more than 0")
+  .max(100, "must be at most 100");
+
+const auditSchema = z.strictObject({
+  /**
+   * Days CloudTrail log files (and the access logs of their bucket) are kept.
+   * At least CloudTrail's own 90-day event history; HIPAA keeps compliance
+   * documentation six years (45 CFR 164.316(b)(2)), hence 2192 in prod.
+   */
+  retentionDays: intIn(90, 3653),
+});
+
+const alarmsSchema = z.strictObject({
+  /** Share of API requests answered 5XX (percent of the period's requests). */
+  api5xxRatePercent: percent,
+  /** p99 of API Gateway's end-to-end latency (ms); API Gateway gives up at 29 s. */
+  apiLatencyP99Ms: intIn(50, 29_000),
+  /** Errors of one function in one period that alarm (the authorizer's included). */
+  lambdaErrors: intIn(1, 100_000),
+  /** Throttled invocations of one function in one period that alarm. */
+  lambdaThrottles: intIn(1, 100_000),
+  /** A function's maximum duration above this share of its timeout alarms. @default 80 */
+  lambdaDurationPercentOfTimeout: intIn(10, 100).default(80),
+  /** Period of every metric alarm (s): CloudWatch takes 10, 20, 30 or a multiple of 60. */
+  periodSeconds: intIn(60, 86_400).refine((n) => n % 60 === 0, "must be a multiple of 60"),
+  /** Consecutive breaching periods before an alarm fires. */
+  evaluationPeriods: intIn(1, 100),
+});
+
 const pipelineSchema = z.strictObject({
   /** `owner/name` of the repository the CodeStar connection reads. */
   repository: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "must be owner/name"),
@@ -167,6 +199,8 @@ const schema = z
     registry: registrySchema,
     glue: glueSchema,
     migration: migrationSchema,
+    audit: auditSchema,
+    alarms: alarmsSchema,
     /** The delivery pipeline; a stack without it is deployed by hand. */
     pipeline: pipelineSchema.optional(),
   })
@@ -208,6 +242,10 @@ const EXAMPLES: Record<string, string> = {
   "okta.issuer": "https://example.okta.com/oauth2/default",
   "okta.audience": "api://hoth",
   "okta.allowedClientIds[0]": "0oa1b2c3d4",
+  "audit.retentionDays": "2192",
+  "alarms.api5xxRatePercent": "1",
+  "alarms.apiLatencyP99Ms": "2000",
+  "alarms.periodSeconds": "60",
 };
 
 export class ConfigError extends Error {

@@ -1,6 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { eventsToTopic } from "./eventsToTopic";
+import type { AlertsTopic } from "./alertsTopic";
 import { assumeRolePolicy, policy, type Statement, xrayStatements } from "./iam";
 import { EVENT_SOURCE, migrationDefinition } from "./migrationDefinition";
 
@@ -20,6 +20,8 @@ export interface MigrationStateMachineArgs {
   /** Execution log level. @default "ERROR" */
   logLevel?: "ALL" | "ERROR" | "FATAL" | "OFF";
   schedule: { expression?: string; enabled: boolean; org: string; inputPrefix: string };
+  /** The stack's alerts topic: MigrationFailed events go there. */
+  alerts: AlertsTopic;
 }
 
 /**
@@ -70,13 +72,12 @@ export function stateMachineStatements(
  * The migration workflow (Standard): the state machine built by
  * `migrationDefinition`, its role and KMS-encrypted log group, the project's
  * event bus receiving MigrationSucceeded/MigrationFailed, a rule sending
- * failures to an encrypted SNS topic, and an EventBridge schedule that starts
+ * failures to the stack's alerts topic, and an EventBridge schedule that starts
  * a migration (on or off per stack).
  */
 export class MigrationStateMachine extends pulumi.ComponentResource {
   readonly stateMachineArn: pulumi.Output<string>;
   readonly eventBusName: pulumi.Output<string>;
-  readonly alertsTopicArn: pulumi.Output<string>;
 
   constructor(
     name: string,
@@ -216,12 +217,7 @@ export class MigrationStateMachine extends pulumi.ComponentResource {
       child,
     );
 
-    // Failures -> an encrypted SNS topic for alerts.
-    const alerts = new aws.sns.Topic(
-      `${name}-alerts`,
-      { name: `${p}-migration-alerts`, kmsMasterKeyId: args.keyArn },
-      child,
-    );
+    // Failures -> the stack's alerts topic.
     const failures = new aws.cloudwatch.EventRule(
       `${name}-migration-failures`,
       {
@@ -234,25 +230,13 @@ export class MigrationStateMachine extends pulumi.ComponentResource {
       },
       child,
     );
-    eventsToTopic(
-      {
-        targetName: `${name}-migration-failures-to-sns`,
-        policyName: `${name}-alerts-policy`,
-        sid: "MigrationFailures",
-        rule: failures,
-        topic: alerts,
-        eventBusName: bus.name,
-      },
-      child,
-    );
+    args.alerts.routeRule(failures, `${name}-migration-failures-to-sns`, child, bus.name);
 
     this.stateMachineArn = machine.arn;
     this.eventBusName = bus.name;
-    this.alertsTopicArn = alerts.arn;
     this.registerOutputs({
       stateMachineArn: this.stateMachineArn,
       eventBusName: this.eventBusName,
-      alertsTopicArn: this.alertsTopicArn,
     });
   }
 }

@@ -1,3 +1,4 @@
+import { cloudTrailKeyStatements } from "./auditPolicies";
 import { type PolicyDocument, policy, type Statement } from "./iam";
 
 /**
@@ -21,6 +22,8 @@ export interface KeyPolicyArgs {
    * https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
    */
   servicePrincipals?: string[];
+  /** Trails that encrypt their log files with the key. @default [] */
+  cloudTrailArns?: string[];
 }
 
 const KEY_ADMIN_ACTIONS = [
@@ -124,6 +127,7 @@ export function keyPolicy(a: KeyPolicyArgs): PolicyDocument {
           },
         ]
       : []),
+    ...cloudTrailKeyStatements(a.accountId, a.cloudTrailArns ?? []),
   );
 }
 

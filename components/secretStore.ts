@@ -30,6 +30,12 @@ export interface SecretStoreArgs {
   viaServices?: string[];
   /** Service principals that may encrypt data with the key for this account. @default [] */
   servicePrincipals?: string[];
+  /**
+   * CloudTrail trails that encrypt their log files with the key. Their ARNs
+   * are known from their names before they exist (the trail needs the key).
+   * @default []
+   */
+  cloudTrailArns?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 /**
@@ -68,18 +74,21 @@ export class SecretStore extends pulumi.ComponentResource {
         description: `HOTH ${args.prefix}: secrets, logs and data at rest`,
         enableKeyRotation: true,
         deletionWindowInDays,
-        policy: pulumi.all([args.accountId, args.adminArns]).apply(([accountId, adminArns]) =>
-          JSON.stringify(
-            keyPolicy({
-              accountId,
-              region: args.region,
-              adminArns,
-              viaServices,
-              logGroupPrefix: args.prefix,
-              servicePrincipals: args.servicePrincipals ?? [],
-            }),
+        policy: pulumi
+          .all([args.accountId, args.adminArns, args.cloudTrailArns ?? []])
+          .apply(([accountId, adminArns, cloudTrailArns]) =>
+            JSON.stringify(
+              keyPolicy({
+                accountId,
+                region: args.region,
+                adminArns,
+                viaServices,
+                logGroupPrefix: args.prefix,
+                servicePrincipals: args.servicePrincipals ?? [],
+                cloudTrailArns,
+              }),
+            ),
           ),
-        ),
       },
       child,
     );

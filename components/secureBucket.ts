@@ -1,18 +1,27 @@
 import * as aws from "@pulumi/aws";
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 import { denyInsecureTransport, policy, type Statement } from "./iam";
 
 export interface SecureBucketArgs {
   /** Physical bucket name. */
   bucket: pulumi.Input<string>;
-  /** KMS key for default encryption (SSE-KMS with an S3 bucket key). */
-  keyArn: pulumi.Input<string>;
+  /** KMS key for default encryption (SSE-KMS with an S3 bucket key); required unless `accessLogDestination`. */
+  keyArn?: pulumi.Input<string>;
+  /**
+   * The bucket receives S3 server access logs. S3 delivers them only to a
+   * destination whose default encryption is SSE-S3: "Default server-side
+   * encryption with AWS KMS keys (SSE-KMS) is not supported"
+   * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html),
+   * so such a bucket is encrypted with SSE-S3; the policy pack accepts that
+   * only for a bucket that is a BucketLogging target. @default false
+   */
+  accessLogDestination?: boolean;
   /** Keep every version of every object. @default false */
   versioning?: boolean;
   /** Lifecycle rules, as `aws.s3.BucketLifecycleConfiguration` takes them. */
   lifecycleRules?: aws.types.input.s3.BucketLifecycleConfigurationRule[];
   /** Statements added to the bucket policy after the TLS-only deny. */
-  extraStatements?: (bucketArn: string) => Statement[];
+  extraStatements?: (bucketArn: string) => pulumi.Input<Statement[]>;
   /** Empty the bucket on delete (artifacts only). @default false */
   forceDestroy?: boolean;
 }
@@ -26,7 +35,21 @@ export function secureBucket(
   name: string,
   args: SecureBucketArgs,
   opts: pulumi.CustomResourceOptions,
+): aws.s3.Bucket {
+  return secureBucketParts(name, args, opts).bucket;
+}
+
+/** `secureBucket`, also returning its policy (for what must wait for it, like a trail). */
+export function secureBucketParts(
+  name: string,
+  args: SecureBucketArgs,
+  opts: pulumi.CustomResourceOptions,
 ) {
+  if (!args.accessLogDestination && !args.keyArn) {
+    throw new Error(
+      `Either [keyArn] or [accessLogDestination: true] must be set for bucket '${name}'`,
+    );
+  }
   const bucket = new aws.s3.Bucket(
     name,
     { bucket: args.bucket, forceDestroy: args.forceDestroy ?? false },
@@ -38,11 +61,10 @@ export function secureBucket(
       bucket: bucket.id,
       rules: [
         {
-          applyServerSideEncryptionByDefault: {
-            sseAlgorithm: "aws:kms",
-            kmsMasterKeyId: args.keyArn,
-          },
-          bucketKeyEnabled: true,
+          applyServerSideEncryptionByDefault: args.accessLogDestination
+            ? { sseAlgorithm: "AES256" }
+            : { sseAlgorithm: "aws:kms", kmsMasterKeyId: args.keyArn },
+          bucketKeyEnabled: !args.accessLogDestination,
         },
       ],
     },
@@ -59,17 +81,18 @@ export function secureBucket(
     },
     opts,
   );
-  new aws.s3.BucketPolicy(
+  const bucketPolicy = new aws.s3.BucketPolicy(
     `${name}-policy`,
     {
       bucket: bucket.id,
       policy: bucket.arn.apply((arn) =>
-        JSON.stringify(
-          policy(
-            denyInsecureTransport("s3", [arn, `${arn}/*`]),
-            ...(args.extraStatements?.(arn) ?? []),
+        pulumi
+          .output(args.extraStatements?.(arn) ?? [])
+          .apply((extra) =>
+            JSON.stringify(
+              policy(denyInsecureTransport("s3", [arn, `${arn}/*`]), ...(extra as Statement[])),
+            ),
           ),
-        ),
       ),
     },
     { ...opts, dependsOn: [publicAccessBlock] },
@@ -88,5 +111,5 @@ export function secureBucket(
       opts,
     );
   }
-  return bucket;
+  return { bucket, policy: bucketPolicy };
 }

@@ -17,7 +17,8 @@ new PolicyPack("hoth-compliance", {
       const resources = args.resources.map(fromPolicyResource);
       const context = args.getConfig<RuleContext>();
       for (const violation of rule.check(resources, context)) {
-        reportViolation(violation.message, violation.urn);
+        // A stack-level violation names no resource.
+        reportViolation(violation.message, violation.urn || undefined);
       }
     },
   })),

@@ -24,6 +24,7 @@ export interface Res {
 
 export interface Violation {
   rule: string;
+  /** The offending resource; "" when the stack as a whole lacks something. */
   urn: string;
   message: string;
 }
@@ -58,6 +59,10 @@ export const T = {
   invokeConfig: "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig",
   eventSourceMapping: "aws:lambda/eventSourceMapping:EventSourceMapping",
   eventTarget: "aws:cloudwatch/eventTarget:EventTarget",
+  bucketLogging: "aws:s3/bucketLogging:BucketLogging",
+  trail: "aws:cloudtrail/trail:Trail",
+  metricAlarm: "aws:cloudwatch/metricAlarm:MetricAlarm",
+  stateMachine: "aws:sfn/stateMachine:StateMachine",
 } as const;
 
 /**
@@ -129,6 +134,8 @@ export const TAGGABLE = new Set<string>([
   "aws:codebuild/project:Project",
   "aws:codepipeline/pipeline:Pipeline",
   "aws:codestarconnections/connection:Connection",
+  T.trail,
+  T.metricAlarm,
 ]);
 
 const v = (rule: string, r: Res, message: string): Violation => ({ rule, urn: r.urn, message });
@@ -151,25 +158,34 @@ export function refersTo(r: Res, prop: string, target: Res): boolean {
 const linked = (resources: Res[], type: string, prop: string, target: Res) =>
   resources.filter((r) => r.type === type && refersTo(r, prop, target));
 
+/** The default-encryption settings of a bucket's SSE configurations. */
+const defaultEncryption = (rs: Res[], b: Res) =>
+  linked(rs, T.sse, "bucket", b).flatMap((c) =>
+    asArray(c.props.rules)
+      .map(
+        (rule) =>
+          (rule as Record<string, Record<string, unknown> | undefined>)
+            .applyServerSideEncryptionByDefault,
+      )
+      .filter((d): d is Record<string, unknown> => d !== undefined),
+  );
+
 const s3EncryptedWithKms: Rule = {
   name: "s3-bucket-kms-encryption",
-  description: "Every S3 bucket is encrypted by default with a KMS key.",
+  description:
+    "Every S3 bucket is encrypted by default with a KMS key, except S3 server access log destinations, which S3 supports only with SSE-S3 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html).",
   check: (rs) =>
     rs
       .filter((b) => b.type === T.bucket)
       .filter((b) => {
-        const configs = linked(rs, T.sse, "bucket", b);
-        return !configs.some((c) =>
-          asArray(c.props.rules).some((rule) => {
-            const d = (rule as Record<string, Record<string, unknown>>)
-              .applyServerSideEncryptionByDefault;
-            return (
-              d !== undefined &&
-              String(d.sseAlgorithm).startsWith("aws:kms") &&
-              Boolean(d.kmsMasterKeyId)
-            );
-          }),
+        const defaults = defaultEncryption(rs, b);
+        const kms = defaults.some(
+          (d) => String(d.sseAlgorithm).startsWith("aws:kms") && Boolean(d.kmsMasterKeyId),
         );
+        const accessLogDestination =
+          defaults.some((d) => d.sseAlgorithm === "AES256") &&
+          linked(rs, T.bucketLogging, "targetBucket", b).length > 0;
+        return !kms && !accessLogDestination;
       })
       .map((b) =>
         v("s3-bucket-kms-encryption", b, `bucket ${b.name} has no SSE-KMS default encryption`),
@@ -446,6 +462,72 @@ const secretsConfined: Rule = {
       }),
 };
 
+const auditTrail: Rule = {
+  name: "audit-trail",
+  description:
+    "The stack has a CloudTrail trail that is logging, validates its log files and encrypts them with a KMS key.",
+  check: (rs) => {
+    const trails = rs.filter((r) => r.type === T.trail);
+    const problems = (t: Res) => [
+      ...(t.props.enableLogFileValidation === true ? [] : ["log file validation"]),
+      ...(t.props.kmsKeyId ? [] : ["a KMS key (kmsKeyId)"]),
+      ...(t.props.enableLogging === false ? ["logging on"] : []),
+    ];
+    if (trails.some((t) => problems(t).length === 0)) return [];
+    if (!trails.length) {
+      return [
+        {
+          rule: "audit-trail",
+          urn: "",
+          message: "the stack has no CloudTrail trail (components/auditTrail.ts)",
+        },
+      ];
+    }
+    return trails.map((t) =>
+      v("audit-trail", t, `trail ${t.name} lacks ${problems(t).join(", ")}`),
+    );
+  },
+};
+
+/** True when alarm `a` watches `metric` of `target` through dimension `dimension`. */
+function watches(a: Res, namespace: string, metric: string, dimension: string, target: Res) {
+  if (a.props.namespace !== namespace || a.props.metricName !== metric) return false;
+  if (a.deps.dimensions?.includes(target.urn)) return true;
+  const value = (a.props.dimensions as Record<string, unknown> | undefined)?.[dimension];
+  return (
+    typeof value === "string" &&
+    value !== "" &&
+    [target.id, target.props.name, target.props.arn].includes(value)
+  );
+}
+
+const errorAlarms: Rule = {
+  name: "error-alarms",
+  description:
+    "Every Lambda function has an alarm with an action on its Errors, every state machine on its ExecutionsFailed.",
+  check: (rs) => {
+    const alarms = rs.filter(
+      (a) => a.type === T.metricAlarm && asArray(a.props.alarmActions).length > 0,
+    );
+    const unwatched = (type: string, namespace: string, metric: string, dimension: string) =>
+      rs
+        .filter((r) => r.type === type)
+        .filter((r) => !alarms.some((a) => watches(a, namespace, metric, dimension, r)));
+    return [
+      ...unwatched(T.lambda, "AWS/Lambda", "Errors", "FunctionName").map((f) =>
+        v("error-alarms", f, `function ${f.name} has no alarm with an action on AWS/Lambda Errors`),
+      ),
+      ...unwatched(T.stateMachine, "AWS/States", "ExecutionsFailed", "StateMachineArn").map((m) =>
+        v(
+          "error-alarms",
+          m,
+          `state machine ${m.name} has no alarm with an action on AWS/States ExecutionsFailed`,
+        ),
+      ),
+    ];
+  },
+};
+
 const dynamoTablesProtected: Rule = {
   name: "dynamodb-table-protection",
   description:
@@ -497,6 +579,8 @@ export const RULES: Rule[] = [
   lambdaFailureHandling,
   lambdaTracingAndConcurrency,
   requiredTags,
+  auditTrail,
+  errorAlarms,
 ];
 
 export function checkAll(resources: Res[], context: RuleContext = {}): Violation[] {

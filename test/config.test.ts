@@ -42,6 +42,47 @@ describe("stack configuration", () => {
         ["hoth-prod", true, 365, true, 30],
       ],
     );
+    assert.deepEqual(
+      [dev, test, prod].map((c) => [c.audit.retentionDays, c.alarms]),
+      [
+        [
+          90,
+          {
+            api5xxRatePercent: 5,
+            apiLatencyP99Ms: 5000,
+            lambdaErrors: 5,
+            lambdaThrottles: 5,
+            lambdaDurationPercentOfTimeout: 80,
+            periodSeconds: 300,
+            evaluationPeriods: 1,
+          },
+        ],
+        [
+          365,
+          {
+            api5xxRatePercent: 2,
+            apiLatencyP99Ms: 3000,
+            lambdaErrors: 2,
+            lambdaThrottles: 2,
+            lambdaDurationPercentOfTimeout: 80,
+            periodSeconds: 300,
+            evaluationPeriods: 1,
+          },
+        ],
+        [
+          2192,
+          {
+            api5xxRatePercent: 1,
+            apiLatencyP99Ms: 2000,
+            lambdaErrors: 1,
+            lambdaThrottles: 1,
+            lambdaDurationPercentOfTimeout: 80,
+            periodSeconds: 60,
+            evaluationPeriods: 3,
+          },
+        ],
+      ],
+    );
     assert.equal(prod.okta.jwksUri, "https://hoth.okta.com/oauth2/default/v1/keys");
     assert.equal(prod.okta.orgClaim, "org");
     assert.deepEqual(prod.tags, {
@@ -59,6 +100,51 @@ describe("stack configuration", () => {
     });
     assert.equal(c.okta.jwksUri, "https://keys.example.com/jwks");
   });
+
+  it("keeps prod's alarm thresholds at least as tight as test's, and test's as dev's", () => {
+    const [dev, test, prod] = ["dev", "test", "prod"].map(
+      (s) => parseStackConfig(s, stackConfig(s)).alarms,
+    );
+    const tighterKeys = [
+      "api5xxRatePercent",
+      "apiLatencyP99Ms",
+      "lambdaErrors",
+      "lambdaThrottles",
+      "lambdaDurationPercentOfTimeout",
+    ] as const;
+    for (const k of tighterKeys) {
+      assert.ok(prod[k] <= test[k] && test[k] <= dev[k], `alarms.${k}`);
+    }
+    // Time to page: periods x period
+    const delay = (a: typeof dev) => a.evaluationPeriods * a.periodSeconds;
+    assert.ok(delay(prod) <= delay(test) && delay(test) <= delay(dev));
+  });
+
+  it("alarms on a function's duration at 80 % of its timeout unless told otherwise", () => {
+    const c = parseStackConfig("dev", {
+      ...stackConfig("dev"),
+      "hoth:alarms": JSON.stringify({
+        api5xxRatePercent: 5,
+        apiLatencyP99Ms: 5000,
+        lambdaErrors: 5,
+        lambdaThrottles: 5,
+        periodSeconds: 300,
+        evaluationPeriods: 1,
+      }),
+    });
+    assert.equal(c.alarms.lambdaDurationPercentOfTimeout, 80);
+  });
+
+  const alarms = (o: Record<string, unknown>) =>
+    JSON.stringify({
+      api5xxRatePercent: 5,
+      apiLatencyP99Ms: 5000,
+      lambdaErrors: 5,
+      lambdaThrottles: 5,
+      periodSeconds: 300,
+      evaluationPeriods: 1,
+      ...o,
+    });
 
   const cases: [string, Record<string, string | undefined>, string][] = [
     [
@@ -133,6 +219,41 @@ describe("stack configuration", () => {
         }),
       },
       "hoth:lambda.timeoutSeconds: must be at most 29; set it with: pulumi config set --path 'hoth:lambda.timeoutSeconds' <value> --stack dev",
+    ],
+    [
+      "missing audit settings",
+      { "hoth:audit": undefined },
+      "hoth:audit: is required; set it with: pulumi config set hoth:audit <value> --stack dev",
+    ],
+    [
+      "an audit retention shorter than CloudTrail's 90-day event history",
+      { "hoth:audit": JSON.stringify({ retentionDays: 30 }) },
+      "hoth:audit.retentionDays: must be at least 90; set it with: pulumi config set --path 'hoth:audit.retentionDays' 2192 --stack dev",
+    ],
+    [
+      "a 5XX rate of 0 %",
+      { "hoth:alarms": alarms({ api5xxRatePercent: 0 }) },
+      "hoth:alarms.api5xxRatePercent: must be more than 0; set it with: pulumi config set --path 'hoth:alarms.api5xxRatePercent' 1 --stack dev",
+    ],
+    [
+      "a 5XX rate over 100 %",
+      { "hoth:alarms": alarms({ api5xxRatePercent: 150 }) },
+      "hoth:alarms.api5xxRatePercent: must be at most 100; set it with: pulumi config set --path 'hoth:alarms.api5xxRatePercent' 1 --stack dev",
+    ],
+    [
+      "an alarm period that is not a whole number of minutes",
+      { "hoth:alarms": alarms({ periodSeconds: 90 }) },
+      "hoth:alarms.periodSeconds: must be a multiple of 60; set it with: pulumi config set --path 'hoth:alarms.periodSeconds' 60 --stack dev",
+    ],
+    [
+      "a p99 latency threshold past API Gateway's 29 s",
+      { "hoth:alarms": alarms({ apiLatencyP99Ms: 30_000 }) },
+      "hoth:alarms.apiLatencyP99Ms: must be at most 29000; set it with: pulumi config set --path 'hoth:alarms.apiLatencyP99Ms' 2000 --stack dev",
+    ],
+    [
+      "an unknown alarm setting",
+      { "hoth:alarms": alarms({ cpu: 90 }) },
+      "hoth:alarms.cpu: is not a setting of this project; remove it (pulumi config rm --path 'hoth:alarms.cpu' --stack dev)",
     ],
     [
       "a key inside okta the project does not know",

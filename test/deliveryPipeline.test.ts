@@ -286,7 +286,7 @@ describe("DeliveryPipeline", () => {
       const key = doc(find("aws:kms/key:Key", "hoth-key")).Statement;
       assert.deepEqual(
         key.find((st: { Sid: string }) => st.Sid === "ServicesWritingEncryptedData")?.Principal,
-        { Service: ["events.amazonaws.com"] },
+        { Service: ["events.amazonaws.com", "cloudwatch.amazonaws.com"] },
       );
     });
   });

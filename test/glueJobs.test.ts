@@ -130,7 +130,9 @@ describe("GlueJobs", () => {
         find("aws:glue/catalogDatabase:CatalogDatabase", "hoth-curated").inputs.name,
         "hoth_dev_curated",
       );
-      const tables = ofType("aws:glue/catalogTable:CatalogTable");
+      const tables = ofType("aws:glue/catalogTable:CatalogTable").filter(
+        (t) => t.inputs.databaseName === "hoth_dev_curated",
+      );
       assert.deepEqual(tables.map((t) => t.inputs.name).sort(), [
         "condition",
         "coverage",

@@ -48,6 +48,10 @@ function arnFor(type: string, name: string, inputs: Record<string, unknown>): st
       return `arn:aws:events:${base}:rule/${n}`;
     case "aws:cloudwatch/logGroup:LogGroup":
       return `arn:aws:logs:${base}:log-group:${n}`;
+    case "aws:cloudtrail/trail:Trail":
+      return `arn:aws:cloudtrail:${base}:trail/${n}`;
+    case "aws:cloudwatch/metricAlarm:MetricAlarm":
+      return `arn:aws:cloudwatch:${base}:alarm:${n}`;
     case "aws:dynamodb/table:Table":
       return `arn:aws:dynamodb:${base}:table/${n}`;
     default: {

@@ -2,6 +2,7 @@ import * as assert from "node:assert/strict";
 
 import program = require("../index");
 
+import { AlertsTopic } from "../components/alertsTopic";
 import { parseStackConfig } from "../components/config";
 import { MigrationStateMachine } from "../components/migrationStateMachine";
 import { ACCOUNT_ID, doc, find, settle, stackConfig, useStack } from "./harness";
@@ -81,7 +82,7 @@ describe("MigrationStateMachine", () => {
       assert.deepEqual(trust.Principal, { Service: "states.amazonaws.com" });
     });
 
-    it("sends MigrationFailed events from its bus to an encrypted alerts topic", () => {
+    it("sends MigrationFailed events from its bus to the stack's encrypted alerts topic", () => {
       const rule = find("aws:cloudwatch/eventRule:EventRule", "hoth-migration-failures").inputs;
       assert.equal(rule.eventBusName, "hoth-dev-migrations");
       assert.deepEqual(JSON.parse(rule.eventPattern as string), {
@@ -95,10 +96,13 @@ describe("MigrationStateMachine", () => {
       assert.equal(target.arn, `arn:aws:sns:${base}:hoth-alerts`);
       assert.equal(find("aws:sns/topic:Topic", "hoth-alerts").inputs.kmsMasterKeyId, KEY_ARN);
       const topicPolicy = doc(find("aws:sns/topicPolicy:TopicPolicy", "hoth-alerts-policy"))
-        .Statement[0];
-      assert.deepEqual(topicPolicy.Condition, {
-        ArnEquals: { "aws:SourceArn": `arn:aws:events:${base}:rule/hoth-dev-migration-failures` },
-      });
+        .Statement[1];
+      assert.equal(topicPolicy.Sid, "PublishFromEventRules");
+      assert.ok(
+        topicPolicy.Condition.ArnEquals["aws:SourceArn"].includes(
+          `arn:aws:events:${base}:rule/hoth-dev-migration-failures`,
+        ),
+      );
     });
 
     it("has its schedule switched off, and the schedule may start only this state machine", () => {
@@ -157,6 +161,11 @@ describe("MigrationStateMachine", () => {
           jobTimeoutSeconds: 60,
           logRetentionDays: 14,
           schedule: { enabled: true, org: "o", inputPrefix: "p/" },
+          alerts: new AlertsTopic("a", {
+            prefix: "hoth-dev",
+            accountId: ACCOUNT_ID,
+            keyArn: KEY_ARN,
+          }),
         }),
       {
         message:

@@ -19,6 +19,14 @@ const res = (
   ...extra,
 });
 
+/** A trail that satisfies the audit-trail rule. */
+const TRAIL = res(T.trail, "trail", {
+  name: "hoth-dev-audit",
+  enableLogFileValidation: true,
+  enableLogging: true,
+  kmsKeyId: "arn:aws:kms:us-east-1:123456789012:key/k",
+});
+
 const rule = (name: string) => {
   const r = RULES.find((x) => x.name === name);
   if (!r) throw new Error(`no rule ${name}`);
@@ -204,7 +212,7 @@ describe("compliance rules", () => {
 
   it("flags a customer key without rotation", () => {
     assert.deepEqual(
-      checkAll([res("aws:kms/key:Key", "k", { tags: TAGS, enableKeyRotation: false })]),
+      checkAll([res("aws:kms/key:Key", "k", { tags: TAGS, enableKeyRotation: false }), TRAIL]),
       [
         {
           rule: "kms-key-rotation",
@@ -212,6 +220,72 @@ describe("compliance rules", () => {
           message: "key k does not have enableKeyRotation",
         },
       ],
+    );
+  });
+
+  it("requires a logging trail with log file validation and a KMS key in the stack", () => {
+    assert.deepEqual(messages("audit-trail", [TRAIL]), []);
+    assert.deepEqual(rule("audit-trail").check([res(T.bucket, "b", {})]), [
+      {
+        rule: "audit-trail",
+        urn: "",
+        message: "the stack has no CloudTrail trail (components/auditTrail.ts)",
+      },
+    ]);
+    const weak = res(T.trail, "weak", { name: "weak", enableLogFileValidation: false });
+    const stopped = res(T.trail, "stopped", { ...TRAIL.props, enableLogging: false });
+    assert.deepEqual(messages("audit-trail", [weak, stopped]), [
+      "trail weak lacks log file validation, a KMS key (kmsKeyId)",
+      "trail stopped lacks logging on",
+    ]);
+    // One good trail is enough, whatever else the account has.
+    assert.deepEqual(messages("audit-trail", [weak, TRAIL]), []);
+  });
+
+  it("requires an error alarm with an action on every function and state machine", () => {
+    const fn = (name: string) => res(T.lambda, name, { name }, { id: name });
+    const machineArn = "arn:aws:states:us-east-1:123456789012:stateMachine:flow";
+    const machine = res(T.stateMachine, "flow", { name: "flow", arn: machineArn });
+    const alarm = (
+      name: string,
+      namespace: string,
+      metricName: string,
+      dimensions: Record<string, string>,
+      alarmActions = ["arn:aws:sns:us-east-1:123456789012:alerts"],
+    ) => res(T.metricAlarm, name, { namespace, metricName, dimensions, alarmActions });
+    const rs = [
+      fn("watched"),
+      fn("throttles-only"),
+      fn("silent"),
+      fn("by-dependency"),
+      machine,
+      alarm("a1", "AWS/Lambda", "Errors", { FunctionName: "watched" }),
+      alarm("a2", "AWS/Lambda", "Throttles", { FunctionName: "throttles-only" }),
+      alarm("a3", "AWS/Lambda", "Errors", { FunctionName: "silent" }, []),
+      // In a preview the name is unknown: the engine's dependency links them.
+      res(
+        T.metricAlarm,
+        "a4",
+        { namespace: "AWS/Lambda", metricName: "Errors", dimensions: {}, alarmActions: ["arn:t"] },
+        {
+          deps: {
+            dimensions: ["urn:pulumi:dev::hoth::aws:lambda/function:Function::by-dependency"],
+          },
+        },
+      ),
+      alarm("a5", "AWS/States", "ExecutionsTimedOut", { StateMachineArn: machineArn }),
+    ];
+    assert.deepEqual(messages("error-alarms", rs), [
+      "function throttles-only has no alarm with an action on AWS/Lambda Errors",
+      "function silent has no alarm with an action on AWS/Lambda Errors",
+      "state machine flow has no alarm with an action on AWS/States ExecutionsFailed",
+    ]);
+    assert.deepEqual(
+      messages("error-alarms", [
+        machine,
+        alarm("a6", "AWS/States", "ExecutionsFailed", { StateMachineArn: machineArn }),
+      ]),
+      [],
     );
   });
 
@@ -242,6 +316,27 @@ describe("compliance rules", () => {
     assert.deepEqual(check(true), [
       ...check(false),
       "table unprotected has no deletion protection, which this stack requires",
+    ]);
+  });
+
+  it("accepts SSE-S3 only on a bucket that receives S3 server access logs", () => {
+    const sse = (bucket: string, d: Record<string, unknown>) =>
+      res(T.sse, `${bucket}-sse`, { bucket, rules: [{ applyServerSideEncryptionByDefault: d }] });
+    const bucket = (name: string) => res(T.bucket, name, { bucket: name }, { id: name });
+    const rs = [
+      bucket("access-logs"),
+      sse("access-logs", { sseAlgorithm: "AES256" }),
+      res(T.bucketLogging, "logging", { bucket: "audit", targetBucket: "access-logs" }),
+      bucket("plain-s3"),
+      sse("plain-s3", { sseAlgorithm: "AES256" }),
+      bucket("kms"),
+      sse("kms", { sseAlgorithm: "aws:kms", kmsMasterKeyId: "arn:k" }),
+      bucket("kms-without-key"),
+      sse("kms-without-key", { sseAlgorithm: "aws:kms" }),
+    ];
+    assert.deepEqual(messages("s3-bucket-kms-encryption", rs), [
+      "bucket plain-s3 has no SSE-KMS default encryption",
+      "bucket kms-without-key has no SSE-KMS default encryption",
     ]);
   });
 });
