@@ -4,7 +4,7 @@ import { SFNClient } from "@aws-sdk/client-sfn";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { resolveRoute } from "../components/routes";
 import { envSeconds, requireEnv } from "./lib/env";
-import { HttpError, UnprocessableError } from "./lib/errors";
+import { BadRequestError, HttpError, UnprocessableError } from "./lib/errors";
 import type { RouteImpl } from "./lib/http";
 import { correlationId, createLogger } from "./lib/logger";
 import { MemberStore } from "./lib/memberStore";
@@ -94,7 +94,10 @@ function errorResponse(error: unknown, headers: Record<string, string>): APIGate
     const cause = error.cause instanceof Error ? error.cause.name : undefined;
     if (error.statusCode >= 500) logger.error("dependency failed", { errorClass, cause });
     else logger.info("request refused", { errorClass, status: error.statusCode });
-    const issues = error instanceof UnprocessableError ? error.issues : undefined;
+    const issues =
+      error instanceof UnprocessableError || error instanceof BadRequestError
+        ? error.issues
+        : undefined;
     return outcomeResponse(
       error.statusCode,
       error.code,

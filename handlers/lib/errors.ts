@@ -18,8 +18,13 @@ export class HttpError extends Error {
   }
 }
 
+/** 400; `issues`, when given, are the response's issues (each with its FHIRPath expression). */
 export class BadRequestError extends HttpError {
-  constructor(message: string, code: IssueType = "invalid") {
+  constructor(
+    message: string,
+    code: IssueType = "invalid",
+    readonly issues?: Issue[],
+  ) {
     super(400, code, message);
     this.name = "BadRequestError";
   }
