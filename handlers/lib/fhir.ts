@@ -1,4 +1,4 @@
-import { type FhirPathAtom, parseFhirPath, type TypedValue } from "@medplum/core";
+import { type FhirPathAtom, loadDataType, parseFhirPath, type TypedValue } from "@medplum/core";
 import * as definitions from "../generated/fhirR4Definitions.js";
 import type { Issue } from "./outcome";
 import { xhtmlProblems } from "./xhtml";
@@ -69,7 +69,9 @@ interface Element {
 interface Constraint {
   key: string;
   human: string;
-  atom: FhirPathAtom;
+  expression: string;
+  /** Parsed on first use. */
+  atom?: FhirPathAtom;
   tokens: Set<string>;
   /** Depends on more than the context's own elements: always evaluated. */
   global: boolean;
@@ -120,7 +122,7 @@ class Model {
         out = {
           key: c.key,
           human: c.human,
-          atom: parseFhirPath(c.expression),
+          expression: c.expression,
           tokens: new Set(c.expression.match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? []),
           global: GLOBAL.test(c.expression),
         };
@@ -136,6 +138,9 @@ class Model {
       this.regexes.set(type, new RegExp(`^(?:${regex})$`, "u"));
     }
     for (const sd of defs.structureDefinitions) {
+      // The engine knows the data types; it needs the resources' shapes (and their backbone
+      // elements' type names) to navigate them without guessing each absent element's type.
+      if (sd.kind === "resource") loadDataType(sd as never);
       if (sd.name !== sd.type) continue; // profiles (SimpleQuantity...) are checked as their base type
       this.kinds.set(sd.name, sd.kind);
       const [root, ...elements] = sd.snapshot.element;
@@ -150,8 +155,12 @@ class Model {
         const choice = name.endsWith("[x]");
         const base = choice ? name.slice(0, -3) : name;
         const keys = new Map<string, string>();
+        // R4's snapshots type Resource.id as a string; the Resource page (and HL7's validator) say `id`.
+        const resourceId = sd.kind === "resource" && e.path === `${sd.name}.id`;
         for (const t of types) {
-          const code = t.extension?.find((x) => x.valueUrl)?.valueUrl ?? t.code;
+          const code = resourceId
+            ? "id"
+            : (t.extension?.find((x) => x.valueUrl)?.valueUrl ?? t.code);
           const fhirCode = code === "http://hl7.org/fhirpath/System.String" ? "string" : code;
           keys.set(choice ? base + t.code[0].toUpperCase() + t.code.slice(1) : base, fhirCode);
         }
@@ -576,6 +585,7 @@ class Walker {
     if (resource) variables["%resource"] = resource;
     if (this.root) variables["%rootResource"] = this.root;
     try {
+      c.atom ??= parseFhirPath(c.expression);
       const out = c.atom.eval({ variables }, [typed]);
       // Only `false` fails: an empty result is FHIRPath's "unknown" (ref-1 on a Reference
       // with only a display evaluates to empty, and HL7 counts it as met).
@@ -678,7 +688,8 @@ export function validateBundleShape(bundle: Json): Issue[] {
           const entry = e as Json;
           const r = entry.resource as Json | undefined;
           if (!r || typeof r !== "object" || Array.isArray(r)) return entry;
-          return { ...entry, resource: { resourceType: "Basic", meta: r.meta } };
+          const { resourceType, id, meta } = r;
+          return { ...entry, resource: { resourceType, id, meta } };
         })
       : bundle.entry,
   };

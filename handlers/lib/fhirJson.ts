@@ -67,7 +67,9 @@ function segmentsOf(stack: Frame[]): Segment[] {
  * Walks the JSON text (already known to parse) once, without recursion:
  * refuses a key repeated in one object and nesting deeper than `maxDepth`.
  */
-function scan(text: string, root: string, maxDepth: number): void {
+function scan(text: string, maxDepth: number, fallbackRoot: string): void {
+  const root: { name?: string } = {};
+  const here = (stack: Frame[]) => jsonPath(root.name ?? fallbackRoot, segmentsOf(stack));
   const stack: Frame[] = [];
   const n = text.length;
   for (let i = 0; i < n; i++) {
@@ -93,13 +95,18 @@ function scan(text: string, root: string, maxDepth: number): void {
             issue(
               "structure",
               "A JSON object has the same key twice (FHIR JSON forbids it, and readers disagree on which value counts)",
-              jsonPath(root, segmentsOf(stack)),
+              here(stack),
             ),
           ]);
         }
         top.keys.add(key);
         top.key = key;
         top.expectKey = false;
+        // Name paths after the first resourceType, the one HL7's validator reads.
+        if (stack.length === 1 && key === "resourceType" && root.name === undefined) {
+          const m = /^\s*:\s*"([A-Za-z]{1,64})"/.exec(text.slice(i + 1, i + 80));
+          root.name = m?.[1] ?? "$this";
+        }
       }
     } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       if (stack.length >= maxDepth) {
@@ -110,7 +117,7 @@ function scan(text: string, root: string, maxDepth: number): void {
             issue(
               "too-long",
               `Nesting deeper than ${maxDepth} levels is not accepted`,
-              jsonPath(root, segmentsOf(stack)),
+              here(stack),
             ),
           ],
         );
@@ -149,6 +156,6 @@ export function parseFhirJson(text: string, maxDepth = MAX_JSON_DEPTH): unknown 
     value && typeof value === "object" && !Array.isArray(value)
       ? (value as Record<string, unknown>).resourceType
       : undefined;
-  scan(text, typeof type === "string" && NAME.test(type) ? type : "$this", maxDepth);
+  scan(text, maxDepth, typeof type === "string" && NAME.test(type) ? type : "$this");
   return value;
 }
