@@ -5,8 +5,8 @@ import type { Mutant } from "../test/support/fhirCorpus";
 /**
  * Writes the invalid mutants of the FHIR validation corpus
  * (test/fixtures/fhir-corpus/invalid/*.json and manifest.json). Each mutant
- * is one fault put into a valid registration body (test/fixtures/members,
- * or an HL7 R4 example), with the status and the issue expressions HL7's
+ * is one fault put into a valid registration body (test/fixtures/members:
+ * a Patient, a Coverage, or a transaction of both), with the status and the issue expressions HL7's
  * rules call for, written here by hand from the R4 specification (not
  * copied from the validator's output). `npx tsx scripts/build-fhir-corpus.ts &&
  * npx biome format --write test/fixtures/fhir-corpus/manifest.json`.
