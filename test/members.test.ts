@@ -201,7 +201,7 @@ describe("member registration against moto (S3)", () => {
     );
     assert.equal(res.statusCode, 422);
     assert.deepEqual(issues(res), [
-      ["required", "A member needs a birth date", "Bundle.entry[1].resource.birthDate"],
+      ["business-rule", "A member needs a birth date", "Bundle.entry[1].resource.birthDate"],
     ]);
     assert.deepEqual(await keys(), before);
   });
@@ -289,7 +289,13 @@ describe("member registration against moto (S3)", () => {
       "an element FHIR does not define",
       () => request("POST", "/members", { body: { ...patient(), favouriteColour: "blue" } }),
       422,
-      [["structure", "Unknown element 'favouriteColour'", "Patient.favouriteColour"]],
+      [
+        [
+          "structure",
+          "Unknown element: not defined for this type in FHIR R4",
+          "Patient.favouriteColour",
+        ],
+      ],
     ],
     [
       "a malformed birth date and a wrong gender",
@@ -299,8 +305,12 @@ describe("member registration against moto (S3)", () => {
         }),
       422,
       [
-        ["value", "Must be one of: male, female, other, unknown", "Patient.gender"],
-        ["value", "Invalid format for this FHIR primitive type", "Patient.birthDate"],
+        [
+          "code-invalid",
+          "The code is not in the value set this element requires",
+          "Patient.gender",
+        ],
+        ["value", "Not a valid date", "Patient.birthDate"],
       ],
     ],
     [
@@ -308,10 +318,10 @@ describe("member registration against moto (S3)", () => {
       () => request("POST", "/members", { body: { resourceType: "Patient", active: true } }),
       422,
       [
-        ["required", "A member needs an identifier with a value", "Patient.identifier"],
-        ["required", "A member needs a name", "Patient.name"],
-        ["required", "A member needs a gender", "Patient.gender"],
-        ["required", "A member needs a birth date", "Patient.birthDate"],
+        ["business-rule", "A member needs an identifier with a value", "Patient.identifier"],
+        ["business-rule", "A member needs a name", "Patient.name"],
+        ["business-rule", "A member needs a gender", "Patient.gender"],
+        ["business-rule", "A member needs a birth date", "Patient.birthDate"],
       ],
     ],
     [
@@ -330,7 +340,14 @@ describe("member registration against moto (S3)", () => {
       "a collection Bundle",
       () => request("POST", "/members", { body: bundle("collection", [{ resource: patient() }]) }),
       422,
-      [["value", "Bundle.type must be 'batch' or 'transaction'", "Bundle.type"]],
+      [
+        ["business-rule", "A registration Bundle has type batch or transaction", "Bundle.type"],
+        [
+          "invariant",
+          "Invariant bdl-3 failed: entry.request mandatory for batch/transaction/history, otherwise prohibited",
+          "Bundle",
+        ],
+      ],
     ],
     [
       // Found by the OpenAPI fuzz run (test/fuzz.test.ts): it used to answer 500.
@@ -341,8 +358,13 @@ describe("member registration against moto (S3)", () => {
         }),
       422,
       [
-        ["structure", "A Bundle entry must be an object", "Bundle.entry[0]"],
-        ["structure", "A Bundle entry must be an object", "Bundle.entry[1]"],
+        ["structure", "This element must be a JSON object", "Bundle.entry[0]"],
+        ["structure", "null is not a FHIR value", "Bundle.entry[1]"],
+        [
+          "invariant",
+          "Invariant bdl-3 failed: entry.request mandatory for batch/transaction/history, otherwise prohibited",
+          "Bundle",
+        ],
       ],
     ],
     [
@@ -480,7 +502,7 @@ describe("member registration against moto (S3)", () => {
         assert.equal(res.statusCode, 422, file);
         assert.deepEqual(
           issues(res).map((i) => [i[0], i[2]]),
-          lacks.map((l) => ["required", l]),
+          lacks.map((l) => ["business-rule", l]),
           file,
         );
         outcomes.push(`${file}: refused`);
