@@ -189,6 +189,31 @@ describe("validateMember", () => {
     assert.deepEqual(validateMember({ ...patient(), birthDate: "1974" }), []);
   });
 
+  it("never throws and always answers with expressions, whatever JSON it is given (property)", () => {
+    const keys = [
+      "name",
+      "telecom",
+      "birthDate",
+      "extension",
+      "contained",
+      "text",
+      "link",
+      "contact",
+      "x",
+    ];
+    fc.assert(
+      fc.property(
+        fc.constantFrom("Patient", "Coverage"),
+        fc.dictionary(fc.constantFrom(...keys), fc.jsonValue({ maxDepth: 5 })),
+        (resourceType, props) => {
+          const issues = validateMember({ ...props, resourceType });
+          for (const i of issues) assert.equal(i.expression?.length, 1);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
   it("stops at its depth limit instead of overflowing the stack, for callers that skip parseFhirJson", () => {
     let ext: Json = { url: "http://example.org/x", valueString: "leaf" };
     for (let i = 0; i < 10_000; i++) ext = { url: "http://example.org/x", extension: [ext] };

@@ -293,23 +293,23 @@ class Walker {
   private containedReferenced(r: Json, at: string) {
     const contained = r.contained;
     if (!Array.isArray(contained) || contained.length === 0) return;
-    const refs = new Set<string>();
-    const collect = (v: unknown, depth: number): void => {
-      if (depth > MAX_DEPTH) return;
-      if (Array.isArray(v)) for (const x of v) collect(x, depth + 1);
+    /** Every `reference` under `v` (contained resources' own included). */
+    const collect = (v: unknown, out: Set<string>, depth = 0): Set<string> => {
+      if (depth > MAX_DEPTH) return out;
+      if (Array.isArray(v)) for (const x of v) collect(x, out, depth + 1);
       else if (v && typeof v === "object") {
         for (const [k, x] of Object.entries(v as Json)) {
-          if (k === "contained") continue;
-          if (k === "reference" && typeof x === "string") refs.add(x);
-          else collect(x, depth + 1);
+          if (k === "reference" && typeof x === "string") out.add(x);
+          else collect(x, out, depth + 1);
         }
       }
+      return out;
     };
-    collect(r, 0);
-    for (const c of contained) collect(c, 0);
+    const all = collect(r, new Set());
     contained.forEach((c, i) => {
       const id = (c as Json)?.id;
-      if (!refs.has("#") && !(typeof id === "string" && refs.has(`#${id}`))) {
+      // R4 dom-3: '#'+id among the resource's references, or the contained one refers to '#'.
+      if (!(typeof id === "string" && all.has(`#${id}`)) && !collect(c, new Set()).has("#")) {
         this.add(
           "invariant",
           "Invariant dom-3 failed: If the resource is contained in another resource, it SHALL be referred to from elsewhere in the resource or SHALL refer to the containing resource",
