@@ -1,5 +1,6 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import fc from "fast-check";
 import * as definitions from "../handlers/generated/fhirR4Definitions.js";
 import { BadRequestError } from "../handlers/lib/errors";
@@ -93,6 +94,31 @@ describe("FHIR corpus: HL7 R4 examples (test/fixtures/hl7-r4-examples)", () => {
     ]);
     // No HL7 Bundle is a batch or transaction of only Patients and Coverages.
     assert.equal(refused.filter((f) => f.startsWith("Bundle-")).length, 34);
+  });
+});
+
+describe("FHIR corpus: Synthea patients (../shared/fixtures)", () => {
+  const file = path.join(
+    __dirname,
+    "..",
+    "..",
+    "shared",
+    "fixtures",
+    "synthea-10",
+    "Patient.000.ndjson",
+  );
+
+  it("validates every Synthea patient without an issue", function () {
+    if (!fs.existsSync(file)) {
+      console.log(`      skipped: ${file} is not present on this machine`);
+      this.skip();
+    }
+    const patients = fs.readFileSync(file, "utf8").trim().split("\n");
+    assert.ok(patients.length > 0);
+    const failures = patients.flatMap((line, i) =>
+      evaluate(line).issues.map((issue) => `patient ${i}: ${issue.expression?.[0]} ${issue.code}`),
+    );
+    assert.deepEqual(failures, []);
   });
 });
 
@@ -211,6 +237,37 @@ describe("validateMember", () => {
         },
       ),
       { numRuns: 500 },
+    );
+  });
+
+  it("never throws on a Bundle of arbitrary entries (property)", () => {
+    const entry = fc.record(
+      {
+        fullUrl: fc.oneof(fc.string(), fc.jsonValue({ maxDepth: 1 })),
+        resource: fc.oneof(
+          fc.jsonValue({ maxDepth: 3 }),
+          fc.constant(fixture<Json>("members/patient.json")),
+          fc.constant(fixture<Json>("members/coverage.json")),
+        ),
+        request: fc.oneof(
+          fc.record({ method: fc.constantFrom("POST", "PUT", "GET", ""), url: fc.string() }),
+          fc.jsonValue({ maxDepth: 2 }),
+        ),
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.array(entry, { maxLength: 4 }), fc.jsonValue({ maxDepth: 2 })),
+        fc.constantFrom("batch", "transaction", "collection", 3),
+        (entries, type) => {
+          const { issues } = evaluate(
+            JSON.stringify({ resourceType: "Bundle", type, entry: entries }),
+          );
+          for (const i of issues) assert.equal(i.expression?.length, 1);
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 
