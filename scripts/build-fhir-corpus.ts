@@ -505,10 +505,9 @@ export const CASES: Case[] = [
     "invariant",
     "a version-specific fullUrl",
     set(bundle(), (b: Any) => {
-      b.entry[0].fullUrl = "https://example.org/fhir/Patient/1/_history/1";
-      b.entry[1].resource.beneficiary.reference = "Patient/1";
+      b.entry[1].fullUrl = "https://example.org/fhir/Coverage/1/_history/1";
     }),
-    ["Bundle.entry[0]"],
+    ["Bundle.entry[1]"],
   ),
   m(
     "dom-2-coverage",
@@ -1150,14 +1149,25 @@ if (require.main === module) {
   fs.mkdirSync(path.join(OUT, "invalid"), { recursive: true });
   const mutants: Mutant[] = CASES.map((c) => {
     const file = `invalid/${c.name}.json`;
-    const text = typeof c.body === "string" ? c.body : `${JSON.stringify(c.body, null, 2)}\n`;
+    // POST /members takes a Coverage only in a Bundle: a Coverage mutant travels as the second
+    // entry of the transaction, so that the manifest replays unchanged through the HTTP handler.
+    const lone = typeof c.body !== "string" && c.body.resourceType === "Coverage";
+    const body = lone
+      ? set(bundle(), (b: Any) => {
+          b.entry[1].resource = c.body;
+        })
+      : c.body;
+    const expression = lone
+      ? c.expression.map((e) => e.replace(/^Coverage/, "Bundle.entry[1].resource"))
+      : c.expression;
+    const text = typeof body === "string" ? body : `${JSON.stringify(body, null, 2)}\n`;
     fs.writeFileSync(path.join(OUT, file), text);
     return {
       file,
       class: c.class,
       description: c.description,
       status: c.status ?? 422,
-      expression: [...new Set(c.expression)].sort(),
+      expression: [...new Set(expression)].sort(),
     };
   });
   fs.writeFileSync(path.join(OUT, "manifest.json"), `${JSON.stringify({ mutants }, null, 2)}\n`);
