@@ -643,6 +643,62 @@ export const CASES: Case[] = [
     ["Patient.extension[0].valueQuantity.comparator"],
   ),
 
+  // Codes their (HL7-defined) code system does not define, whatever the binding's strength.
+  m(
+    "marital-status-unknown-code",
+    "unknown-code",
+    "a marital status code v3-MaritalStatus does not define",
+    set(patient(), (p) => {
+      p.maritalStatus = {
+        coding: [{ system: "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", code: "X" }],
+      };
+    }),
+    ["Patient.maritalStatus.coding[0].code"],
+  ),
+  m(
+    "identifier-type-unknown-code",
+    "unknown-code",
+    "an identifier type code v2-0203 does not define",
+    set(patient(), (p: Any) => {
+      p.identifier[0].type.coding[0].code = "MEMBER";
+    }),
+    ["Patient.identifier[0].type.coding[0].code"],
+  ),
+  m(
+    "relationship-unknown-code",
+    "unknown-code",
+    "a subscriber relationship code the code system does not define",
+    set(coverage(), (c: Any) => {
+      c.relationship.coding[0].code = "cousin";
+    }),
+    ["Coverage.relationship.coding[0].code"],
+  ),
+  m(
+    "coverage-class-unknown-code",
+    "unknown-code",
+    "a coverage class type code the code system does not define",
+    set(coverage(), (c: Any) => {
+      c.class[0].type.coding[0].code = "platinum";
+    }),
+    ["Coverage.class[0].type.coding[0].code"],
+  ),
+  m(
+    "contact-relationship-gender-system",
+    "unknown-code",
+    "a contact relationship coded with the gender code system",
+    set(patient(), (p) => {
+      p.contact = [
+        {
+          relationship: [
+            { coding: [{ system: "http://hl7.org/fhir/administrative-gender", code: "N" }] },
+          ],
+          name: { family: "Doe" },
+        },
+      ];
+    }),
+    ["Patient.contact[0].relationship[0].coding[0].code"],
+  ),
+
   // Reference target types.
   m(
     "beneficiary-organization",

@@ -132,10 +132,27 @@ export function structureDefinitions(): StructureDefinition[] {
   });
 }
 
+/** Value sets bound (any strength) to an element of the kept types. */
+function boundValueSets(names: Set<string>): Set<string> {
+  const out = new Set<string>();
+  for (const file of ["profiles-types.json", "profiles-resources.json"]) {
+    for (const { resource } of read(file).entry) {
+      if (resource.resourceType !== "StructureDefinition" || !names.has(resource.name as string))
+        continue;
+      for (const e of (resource as unknown as StructureDefinition).snapshot.element) {
+        const vs = (e.binding as { valueSet?: string } | undefined)?.valueSet;
+        if (vs) out.add(vs.split("|")[0]);
+      }
+    }
+  }
+  return out;
+}
+
 /** Codes of the value sets named by required bindings: url -> ["system|code", ...]. */
 export function requiredValueSets(sds: StructureDefinition[]): {
   codes: Record<string, string[]>;
   unexpanded: Record<string, string>;
+  codeSystems: Record<string, string[]>;
 } {
   const valueSets = new Map<string, Json>();
   const codeSystems = new Map<string, Json>();
@@ -188,7 +205,21 @@ export function requiredValueSets(sds: StructureDefinition[]): {
       unexpanded[url] = (e as Error).message;
     }
   }
-  return { codes, unexpanded };
+  // HL7's validator refuses a Coding whose code its (known) system does not define, whatever the
+  // binding's strength: every complete code system that a bound value set draws from, in full.
+  const codeSystemsOut: Record<string, string[]> = {};
+  for (const url of [...boundValueSets(new Set(sds.map((sd) => sd.name)))].sort()) {
+    const vs = valueSets.get(url);
+    const includes = (vs?.compose as { include?: Json[] } | undefined)?.include ?? [];
+    for (const inc of includes) {
+      const system = inc.system as string | undefined;
+      const cs = system ? codeSystems.get(system) : undefined;
+      if (system && cs?.content === "complete" && !cs.supplements) {
+        codeSystemsOut[system] = [...new Set(flatten(cs.concept as Concept[]))].sort();
+      }
+    }
+  }
+  return { codes, unexpanded, codeSystems: codeSystemsOut };
 }
 
 const REGEX_EXT = "http://hl7.org/fhir/StructureDefinition/regex";

@@ -33,6 +33,7 @@ interface Definitions {
   primitives: Record<string, string>;
   codes: Record<string, string[]>;
   unexpanded: Record<string, string>;
+  codeSystems: Record<string, string[]>;
 }
 interface StructureDefinition {
   name: string;
@@ -113,6 +114,8 @@ class Model {
   readonly typeConstraints = new Map<string, Constraint[]>();
   readonly kinds = new Map<string, string>();
   readonly regexes = new Map<string, RegExp>();
+  /** Complete code systems of the package that the bound value sets draw from. */
+  readonly codeSystems = new Map<string, Set<string>>();
 
   constructor(defs: Definitions) {
     const atoms = new Map<string, Constraint>();
@@ -134,6 +137,9 @@ class Model {
       (e.constraint ?? [])
         .filter((c) => c.severity === "error" && !SKIPPED_INVARIANTS.has(c.key))
         .map(constraint);
+    for (const [system, codes] of Object.entries(defs.codeSystems)) {
+      this.codeSystems.set(system, new Set(codes));
+    }
     for (const [type, regex] of Object.entries(defs.primitives)) {
       this.regexes.set(type, new RegExp(`^(?:${regex})$`, "u"));
     }
@@ -473,6 +479,12 @@ class Walker {
     if (type === "Identifier" || type === "Coding") {
       if (typeof o.system === "string" && !ABSOLUTE_URI.test(o.system)) {
         this.add("value", "A system must be an absolute URI", `${at}.system`);
+      }
+    }
+    if (type === "Coding" && typeof o.system === "string" && typeof o.code === "string") {
+      const known = this.m.codeSystems.get(o.system);
+      if (known && !known.has(o.code)) {
+        this.add("code-invalid", "The code is not defined in its code system", `${at}.code`);
       }
     }
     if (el.codes) {

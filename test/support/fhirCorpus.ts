@@ -41,6 +41,7 @@ export const CLASSES = [
   "empty-value",
   "invariant",
   "required-binding",
+  "unknown-code",
   "reference-target",
   "cardinality-range",
   "choice-type",
