@@ -5,7 +5,9 @@ import { AuthorizedApi } from "./components/authorizedApi";
 import { parseStackConfig, type StackConfig } from "./components/config";
 import { DeliveryPipeline } from "./components/deliveryPipeline";
 import { GlueJobs } from "./components/glueJobs";
+import { MemberRegistry } from "./components/memberRegistry";
 import { MigrationStateMachine } from "./components/migrationStateMachine";
+import { registryAppStatements } from "./components/registryPolicies";
 import { SecretStore } from "./components/secretStore";
 
 /**
@@ -37,8 +39,9 @@ function compose(config: StackConfig) {
         jwksUri: config.okta.jwksUri,
       },
       deletionWindowInDays: config.kmsDeletionWindowDays,
-      // Secrets; the lake and pipeline artifacts (S3); Glue bookmarks; notifications (SNS).
-      viaServices: ["secretsmanager", "s3", "glue", "sns"],
+      // Secrets; the lake and pipeline artifacts (S3); Glue bookmarks; notifications (SNS);
+      // the member registry (DynamoDB).
+      viaServices: ["secretsmanager", "s3", "glue", "sns", "dynamodb"],
       servicePrincipals: ["events.amazonaws.com"],
     },
     opts,
@@ -57,6 +60,23 @@ function compose(config: StackConfig) {
     opts,
   );
 
+  const registry = new MemberRegistry(
+    "hoth",
+    {
+      prefix: config.prefix,
+      region: config.region,
+      accountId: caller.accountId,
+      keyArn: secrets.keyArn,
+      lakeBucket: glue.lakeBucket,
+      lakeBucketArn: glue.lakeBucketArn,
+      deletionProtection: config.registry.deletionProtection,
+      exportTimeoutSeconds: config.registry.exportTimeoutSeconds,
+      logRetentionDays: config.logRetentionDays,
+      logLevel: config.logLevel,
+    },
+    opts,
+  );
+
   const migration = new MigrationStateMachine(
     "hoth",
     {
@@ -67,6 +87,10 @@ function compose(config: StackConfig) {
       lakeBucket: glue.lakeBucket,
       legacyJob: { name: glue.jobNames.legacy, arn: glue.jobArns.legacy },
       ingestJob: { name: glue.jobNames.ingest, arn: glue.jobArns.ingest },
+      registryExport: {
+        arn: registry.exportFunctionArn,
+        timeoutSeconds: config.registry.exportTimeoutSeconds,
+      },
       jobTimeoutSeconds: config.glue.timeoutMinutes * 60,
       logRetentionDays: config.logRetentionDays,
       logLevel: config.migration.logLevel,
@@ -101,12 +125,14 @@ function compose(config: StackConfig) {
       appEnvironment: {
         STATE_MACHINE_ARN: migration.stateMachineArn,
         LAKE_BUCKET: glue.lakeBucket,
+        REGISTRY_TABLE: registry.tableName,
       },
       appStatements: pulumi
-        .all([migration.stateMachineArn, glue.lakeBucketArn, secrets.keyArn])
-        .apply(([stateMachineArn, lakeBucketArn, keyArn]) =>
-          appRouteStatements({ stateMachineArn, lakeBucketArn, keyArn, region: config.region }),
-        ),
+        .all([migration.stateMachineArn, glue.lakeBucketArn, secrets.keyArn, registry.tableArn])
+        .apply(([stateMachineArn, lakeBucketArn, keyArn, tableArn]) => [
+          ...appRouteStatements({ stateMachineArn, lakeBucketArn, keyArn, region: config.region }),
+          ...registryAppStatements({ tableArn, keyArn, lakeBucketArn, region: config.region }),
+        ]),
     },
     opts,
   );
@@ -130,7 +156,7 @@ function compose(config: StackConfig) {
   // Every reader has been granted: write the secrets' resource policies.
   secrets.seal();
 
-  return { provider, secrets, glue, migration, api, ...(pipeline ? { pipeline } : {}) };
+  return { provider, secrets, glue, registry, migration, api, ...(pipeline ? { pipeline } : {}) };
 }
 
 /** Stack outputs: what operators and the pipeline need to find. */
@@ -144,6 +170,7 @@ function outputs(platform: ReturnType<typeof compose>) {
     restApiId: platform.api.restApiId,
     stageName: platform.api.stageName,
     lakeBucket: platform.glue.lakeBucket,
+    registryTable: platform.registry.tableName,
     glueJobs: platform.glue.jobNames,
     curatedDatabase: platform.glue.databaseName,
     stateMachineArn: platform.migration.stateMachineArn,

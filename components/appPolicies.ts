@@ -8,23 +8,12 @@ export interface AppRouteScope {
 }
 
 /**
- * What the app's routes need: register members (landing NDJSON, the
- * registry of latest versions, idempotency records), start executions of the
- * one state machine and describe only its executions, read run reports.
+ * What the migration routes need: start executions of the one state machine
+ * and describe only its executions, read run reports. (The member routes'
+ * statements are registryPolicies.ts's `registryAppStatements`.)
  */
 export function appRouteStatements(s: AppRouteScope): Statement[] {
   return [
-    {
-      // DeleteObject only to undo a registration that could not be completed.
-      Sid: "RegisterMembers",
-      Effect: "Allow",
-      Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-      Resource: [
-        `${s.lakeBucketArn}/landing/*/members/*`,
-        `${s.lakeBucketArn}/registry/*`,
-        `${s.lakeBucketArn}/idempotency/*`,
-      ],
-    },
     {
       Sid: "StartMigrations",
       Effect: "Allow",
@@ -44,9 +33,10 @@ export function appRouteStatements(s: AppRouteScope): Statement[] {
       Resource: `${s.lakeBucketArn}/reports/*`,
     },
     {
+      // Reports are only read: no data key is generated.
       Sid: "LakeKey",
       Effect: "Allow",
-      Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+      Action: "kms:Decrypt",
       Resource: s.keyArn,
       Condition: { StringEquals: { "kms:ViaService": `s3.${s.region}.amazonaws.com` } },
     },

@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { GATEWAY_RESPONSES, outcomeTemplate } from "./gatewayResponses";
 import { handlerFunction } from "./handlerFunction";
 import { policy, type Statement } from "./iam";
-import { arnPath, IDENTITY_SOURCES, ROUTES, type Route } from "./routes";
+import { arnPath, identitySource, ROUTES, type Route } from "./routes";
 import type { SecretStore } from "./secretStore";
 
 export interface AuthorizedApiArgs {
@@ -149,7 +149,7 @@ export class AuthorizedApi extends pulumi.ComponentResource {
         name: `${args.prefix}-okta-smart`,
         type: "REQUEST",
         authorizerUri: authorizer.fn.invokeArn,
-        identitySource: IDENTITY_SOURCES.map((h) => `method.request.header.${h}`).join(","),
+        identitySource: identitySource(),
         authorizerResultTtlInSeconds: ttl,
       },
       child,
@@ -241,7 +241,7 @@ export class AuthorizedApi extends pulumi.ComponentResource {
             restApiId: api.id,
             responseType: r.type,
             statusCode: r.statusCode === undefined ? undefined : String(r.statusCode),
-            responseTemplates: { "application/json": outcomeTemplate(r.code) },
+            responseTemplates: { "application/json": outcomeTemplate(r) },
             responseParameters: {
               "gatewayresponse.header.Content-Type": "'application/fhir+json'",
               ...Object.fromEntries(
@@ -258,7 +258,7 @@ export class AuthorizedApi extends pulumi.ComponentResource {
       routes,
       GATEWAY_RESPONSES,
       ttl,
-      identity: IDENTITY_SOURCES,
+      identity: identitySource(),
     });
     const deployment = new aws.apigateway.Deployment(
       `${name}-deployment`,

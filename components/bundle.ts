@@ -5,6 +5,7 @@ import * as esbuild from "esbuild";
 export const HANDLERS = {
   app: "handlers/app.ts",
   authorizer: "handlers/authorizer.ts",
+  registryExport: "handlers/registryExport.ts",
 } as const;
 export type HandlerName = keyof typeof HANDLERS;
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MIN_LAMBDA_TIMEOUT_SECONDS } from "../handlers/lib/aws";
 
 /**
  * Typed, validated stack configuration. Every setting of a stack is read here,
@@ -18,7 +19,7 @@ const httpsUrl = z
 
 const intIn = (min: number, max: number) =>
   z.coerce
-    .number({ error: "must be a whole number" })
+    .number({ error: "must be a number" })
     .int("must be a whole number")
     .min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`);
@@ -55,9 +56,21 @@ const apiSchema = z.strictObject({
 
 const lambdaSchema = z.strictObject({
   memorySizeMb: intIn(128, 10_240),
-  timeoutSeconds: intIn(1, 29),
+  /**
+   * API functions' timeout: at least what one AWS call may take with its
+   * retries plus a margin to answer (handlers/lib/aws.ts), at most API
+   * Gateway's 29 s integration timeout.
+   */
+  timeoutSeconds: intIn(MIN_LAMBDA_TIMEOUT_SECONDS, 29),
   /** Reserved concurrency bounds every function of the stack. */
   reservedConcurrency: intIn(1, 1000),
+});
+
+const registrySchema = z.strictObject({
+  /** DynamoDB deletion protection of the member registry table. */
+  deletionProtection: bool,
+  /** Timeout of the registry export function (s). @default 300 */
+  exportTimeoutSeconds: intIn(30, 900).default(300),
 });
 
 const glueSchema = z.strictObject({
@@ -136,7 +149,7 @@ const schema = z
     }),
     protect: bool,
     logRetentionDays: z.coerce
-      .number()
+      .number({ error: "must be a number" })
       .refine(
         (n) => (LOG_RETENTION_DAYS as readonly number[]).includes(n),
         `must be one of ${LOG_RETENTION_DAYS.join(", ")}`,
@@ -151,6 +164,7 @@ const schema = z
     okta: oktaSchema,
     api: apiSchema,
     lambda: lambdaSchema,
+    registry: registrySchema,
     glue: glueSchema,
     migration: migrationSchema,
     /** The delivery pipeline; a stack without it is deployed by hand. */
@@ -260,8 +274,19 @@ export function parseStackConfig(stack: string, raw: Record<string, string>): St
   const result = schema.safeParse(input);
   if (!result.success) {
     for (const issue of result.error.issues) {
+      if (issue.code === "unrecognized_keys") {
+        // A key inside a structured setting that the project does not know: remove it.
+        for (const extra of issue.keys) {
+          const { key } = configKey([...issue.path, extra]);
+          problems.push(
+            `${key}: is not a setting of this project; remove it (pulumi config rm --path '${key}' --stack ${stack})`,
+          );
+        }
+        continue;
+      }
       const { key, dotted, setPath } = configKey(issue.path);
-      const missing = issue.code === "invalid_type" && valueAt(input, issue.path) === undefined;
+      // Absent (a typo of its name included) is "required", whatever the type check said.
+      const missing = valueAt(input, issue.path) === undefined;
       const what = missing ? "is required" : issue.message;
       const example = EXAMPLES[dotted] ?? "<value>";
       problems.push(

@@ -79,12 +79,6 @@ export class GlueJobs extends pulumi.ComponentResource {
             expiration: { days: 1 },
           },
           {
-            id: "expire-idempotency-records",
-            status: "Enabled",
-            filter: { prefix: "idempotency/" },
-            expiration: { days: 2 },
-          },
-          {
             id: "abort-incomplete-uploads",
             status: "Enabled",
             filter: {},

@@ -3,14 +3,20 @@
  * built by a pure function from what it needs, so the same definition is
  * deployed by MigrationStateMachine and executed by the local runner.
  *
- * Input: `{ "runId", "org", "source": "legacy" | "fhir", "inputPrefix" }`.
+ * Input: `{ "runId", "org", "source": "legacy" | "fhir" | "registry", "inputPrefix" }`.
  * `inputPrefix` is relative to the organisation's landing area
  * (`s3://<lake>/landing/<org>/`), so a run can only read its own tenant's data.
+ * A `registry` run first snapshots the organisation's committed members
+ * (the registry export function) and ingests that snapshot.
  */
 
 export interface MigrationDefinitionArgs {
   legacyJobName: string;
   ingestJobName: string;
+  /** The function that snapshots the member registry into the landing zone. */
+  registryExportFunctionArn: string;
+  /** Its timeout (s). */
+  registryExportTimeoutSeconds: number;
   lakeBucket: string;
   eventBusName: string;
   /** Per-job timeout (s). */
@@ -39,6 +45,14 @@ const retry = [
     MaxDelaySeconds: 600,
     JitterStrategy: "FULL",
   },
+];
+
+/** Lambda errors worth retrying (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html). */
+export const RETRYABLE_LAMBDA_ERRORS = [
+  "Lambda.ServiceException",
+  "Lambda.AWSLambdaException",
+  "Lambda.SdkClientException",
+  "Lambda.TooManyRequestsException",
 ];
 
 const catchAll = [{ ErrorEquals: ["States.ALL"], ResultPath: "$.error", Next: "PublishFailed" }];
@@ -80,6 +94,7 @@ export function migrationDefinition(a: MigrationDefinitionArgs) {
         Or: [
           { Variable: "$.source", StringEquals: "legacy" },
           { Variable: "$.source", StringEquals: "fhir" },
+          { Variable: "$.source", StringEquals: "registry" },
         ],
       },
     ],
@@ -105,7 +120,8 @@ export function migrationDefinition(a: MigrationDefinitionArgs) {
       InvalidInput: {
         Type: "Fail",
         Error: "InvalidInput",
-        Cause: "Input needs runId, org and inputPrefix (strings) and source 'legacy' or 'fhir'",
+        Cause:
+          "Input needs runId, org and inputPrefix (strings) and source 'legacy', 'fhir' or 'registry'",
       },
       Prepare: {
         Type: "Pass",
@@ -127,8 +143,39 @@ export function migrationDefinition(a: MigrationDefinitionArgs) {
       },
       RouteBySource: {
         Type: "Choice",
-        Choices: [{ Variable: "$.source", StringEquals: "legacy", Next: "LegacyToFhir" }],
+        Choices: [
+          { Variable: "$.source", StringEquals: "legacy", Next: "LegacyToFhir" },
+          { Variable: "$.source", StringEquals: "registry", Next: "ExportRegistry" },
+        ],
         Default: "UseInputAsFhir",
+      },
+      ExportRegistry: {
+        Type: "Task",
+        Resource: "arn:aws:states:::lambda:invoke",
+        Parameters: {
+          FunctionName: a.registryExportFunctionArn,
+          Payload: { "org.$": "$.org", "runId.$": "$.runId" },
+        },
+        TimeoutSeconds: a.registryExportTimeoutSeconds + 30,
+        ResultSelector: { "prefix.$": "$.Payload.prefix", "counts.$": "$.Payload.counts" },
+        ResultPath: "$.registryExport",
+        Retry: [
+          {
+            ErrorEquals: RETRYABLE_LAMBDA_ERRORS,
+            IntervalSeconds: 2,
+            MaxAttempts: 4,
+            BackoffRate: 2,
+            JitterStrategy: "FULL",
+          },
+        ],
+        Catch: catchAll,
+        Next: "UseExportAsFhir",
+      },
+      UseExportAsFhir: {
+        Type: "Pass",
+        InputPath: "$.registryExport.prefix",
+        ResultPath: "$.fhirInput",
+        Next: "IngestFhir",
       },
       LegacyToFhir: {
         Type: "Task",

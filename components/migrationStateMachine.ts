@@ -12,6 +12,8 @@ export interface MigrationStateMachineArgs {
   lakeBucket: pulumi.Input<string>;
   legacyJob: { name: pulumi.Input<string>; arn: pulumi.Input<string> };
   ingestJob: { name: pulumi.Input<string>; arn: pulumi.Input<string> };
+  /** The member registry's export function (MemberRegistry) and its timeout (s). */
+  registryExport: { arn: pulumi.Input<string>; timeoutSeconds: number };
   /** Timeout of each Glue task (s): the Glue job's own timeout. */
   jobTimeoutSeconds: number;
   logRetentionDays: number;
@@ -26,13 +28,23 @@ export interface MigrationStateMachineArgs {
  * and X-Ray accept no narrower resource:
  * https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html#cloudwatch-iam-policy
  */
-export function stateMachineStatements(jobArns: string[], eventBusArn: string): Statement[] {
+export function stateMachineStatements(
+  jobArns: string[],
+  eventBusArn: string,
+  functionArns: string[],
+): Statement[] {
   return [
     {
       Sid: "RunGlueJobs",
       Effect: "Allow",
       Action: ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"],
       Resource: jobArns,
+    },
+    {
+      Sid: "InvokeTaskFunctions",
+      Effect: "Allow",
+      Action: "lambda:InvokeFunction",
+      Resource: functionArns,
     },
     { Sid: "PublishEvents", Effect: "Allow", Action: "events:PutEvents", Resource: eventBusArn },
     {
@@ -102,9 +114,11 @@ export class MigrationStateMachine extends pulumi.ComponentResource {
       {
         role: role.name,
         policy: pulumi
-          .all([args.legacyJob.arn, args.ingestJob.arn, bus.arn])
-          .apply(([legacy, ingest, busArn]) =>
-            JSON.stringify(policy(...stateMachineStatements([legacy, ingest], busArn))),
+          .all([args.legacyJob.arn, args.ingestJob.arn, bus.arn, args.registryExport.arn])
+          .apply(([legacy, ingest, busArn, exportArn]) =>
+            JSON.stringify(
+              policy(...stateMachineStatements([legacy, ingest], busArn, [exportArn])),
+            ),
           ),
       },
       child,
@@ -117,12 +131,20 @@ export class MigrationStateMachine extends pulumi.ComponentResource {
         type: "STANDARD",
         roleArn: role.arn,
         definition: pulumi
-          .all([args.legacyJob.name, args.ingestJob.name, args.lakeBucket, bus.name])
-          .apply(([legacyJobName, ingestJobName, lakeBucket, eventBusName]) =>
+          .all([
+            args.legacyJob.name,
+            args.ingestJob.name,
+            args.lakeBucket,
+            bus.name,
+            args.registryExport.arn,
+          ])
+          .apply(([legacyJobName, ingestJobName, lakeBucket, eventBusName, exportArn]) =>
             JSON.stringify(
               migrationDefinition({
                 legacyJobName,
                 ingestJobName,
+                registryExportFunctionArn: exportArn,
+                registryExportTimeoutSeconds: args.registryExport.timeoutSeconds,
                 lakeBucket,
                 eventBusName,
                 legacyTimeoutSeconds: args.jobTimeoutSeconds,

@@ -58,14 +58,18 @@ export const EXAMPLES = {
       },
     ],
   },
-  migration: { source: "fhir", inputPrefix: "exports/2026-11-22/" },
+  migration: { source: "registry" },
 };
 
 const pathParam = (name: string) => ({
   name,
   in: "path",
   required: true,
-  schema: { type: "string", pattern: name === "id" ? "^[A-Za-z0-9\\-.]{1,64}$" : undefined },
+  schema: {
+    type: "string",
+    pattern:
+      name === "id" ? "^[A-Za-z0-9\\-.]{1,64}$" : name === "vid" ? "^[1-9][0-9]{0,9}$" : undefined,
+  },
 });
 const idempotencyKey = (required: boolean) => ({
   name: "Idempotency-Key",
@@ -86,7 +90,17 @@ const OPERATIONS: Record<string, (r: Route) => Schema> = {
   }),
   "POST /members": () => ({
     operationId: "registerMembers",
-    parameters: [idempotencyKey(false)],
+    parameters: [
+      idempotencyKey(false),
+      {
+        name: "If-None-Exist",
+        in: "header",
+        required: false,
+        description:
+          "Conditional create of a Patient: identifier=system|value. An existing member with that identifier is answered (200) instead of a new one.",
+        schema: { type: "string", maxLength: 1024 },
+      },
+    ],
     requestBody: {
       required: true,
       content: Object.fromEntries(
@@ -114,11 +128,59 @@ const OPERATIONS: Record<string, (r: Route) => Schema> = {
         "application/fhir+json",
       ),
       400: outcome("The body is not JSON"),
-      409: outcome("The Idempotency-Key was used for another request"),
+      404: outcome("A transaction updates a resource that is not registered"),
+      409: outcome(
+        "A member identifier is already registered, or the Idempotency-Key was used for another request",
+      ),
+      412: outcome(
+        "If-Match names an older version, or the If-None-Exist criteria are not supported",
+      ),
       413: outcome("The body is larger than 1 MB"),
       415: outcome("The content type is not FHIR JSON"),
       422: outcome("The resource does not validate; issues carry FHIRPath expressions"),
-      503: outcome("Storage is unavailable; nothing was written"),
+      503: outcome("The registry is unavailable; nothing was written"),
+    },
+  }),
+  "GET /members": () => ({
+    operationId: "searchMembers",
+    parameters: [
+      {
+        name: "identifier",
+        in: "query",
+        required: true,
+        description: "A member identifier, system|value",
+        schema: { type: "string", pattern: "^[^|]*\\|.+$", maxLength: 1024 },
+      },
+    ],
+    responses: {
+      200: json(
+        "A searchset Bundle (0 or 1 match)",
+        ref("Bundle"),
+        undefined,
+        "application/fhir+json",
+      ),
+      400: outcome("Unsupported search parameters"),
+    },
+  }),
+  "GET /members/{id}/_history": () => ({
+    operationId: "memberHistory",
+    parameters: [pathParam("id")],
+    responses: {
+      200: json(
+        "A history Bundle, newest version first (at most 100)",
+        ref("Bundle"),
+        undefined,
+        "application/fhir+json",
+      ),
+      404: outcome("No such member in the caller's organisation"),
+    },
+  }),
+  "GET /members/{id}/_history/{vid}": () => ({
+    operationId: "readMemberVersion",
+    parameters: [pathParam("id"), pathParam("vid")],
+    responses: {
+      200: json("That version", ref("Patient"), undefined, "application/fhir+json"),
+      404: outcome("No such member or version in the caller's organisation"),
     },
   }),
   "GET /members/{id}": () => ({
@@ -143,11 +205,15 @@ const OPERATIONS: Record<string, (r: Route) => Schema> = {
     },
     responses: {
       202: {
-        ...json("Started (or already started with this key)", ref("MigrationAccepted")),
+        ...json(
+          "Started; or, for a replay of the same key and body, the run's current state",
+          ref("MigrationAccepted"),
+        ),
         headers: { Location: { schema: { type: "string" } } },
       },
       400: outcome("Invalid body or missing Idempotency-Key"),
       409: outcome("The Idempotency-Key was used for another request"),
+      415: outcome("The content type is not application/json"),
       503: outcome("Step Functions is unavailable"),
     },
   }),
@@ -216,35 +282,64 @@ const SCHEMAS: Record<string, Schema> = {
   Bundle: {
     type: "object",
     description:
-      "FHIR R4 Bundle (https://hl7.org/fhir/R4/bundle.html) of type batch or transaction",
+      "FHIR R4 Bundle (https://hl7.org/fhir/R4/bundle.html): batch or transaction requests; their responses, searchset and history answers",
     required: ["resourceType", "type"],
     properties: {
       resourceType: { const: "Bundle" },
-      type: { enum: ["batch", "transaction", "batch-response", "transaction-response"] },
+      type: {
+        enum: [
+          "batch",
+          "transaction",
+          "batch-response",
+          "transaction-response",
+          "searchset",
+          "history",
+        ],
+      },
+      total: { type: "integer", minimum: 0 },
       entry: { type: "array", items: { type: "object" } },
     },
   },
   MigrationRequest: {
-    type: "object",
-    additionalProperties: false,
-    required: ["source", "inputPrefix"],
-    properties: {
-      source: { enum: ["legacy", "fhir"] },
-      inputPrefix: {
-        type: "string",
-        minLength: 1,
-        maxLength: 512,
-        description: "Key prefix under landing/<org>/",
+    oneOf: [
+      {
+        type: "object",
+        additionalProperties: false,
+        required: ["source", "inputPrefix"],
+        properties: {
+          source: { enum: ["legacy", "fhir"] },
+          inputPrefix: {
+            type: "string",
+            minLength: 1,
+            maxLength: 512,
+            description: "Key prefix under landing/<org>/",
+          },
+        },
       },
-    },
+      {
+        type: "object",
+        additionalProperties: false,
+        required: ["source"],
+        properties: {
+          source: {
+            const: "registry",
+            description: "The caller's committed registry members, as one consistent snapshot",
+          },
+        },
+      },
+    ],
   },
   MigrationAccepted: {
     type: "object",
     required: ["id", "status"],
     properties: {
       id: { type: "string" },
-      status: { const: "RUNNING" },
+      // RUNNING when started; a replay answers the run's current status.
+      status: {
+        enum: ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"],
+      },
       startDate: { type: ["string", "null"] },
+      stopDate: { type: "string" },
     },
   },
   MigrationStatus: {
@@ -294,7 +389,9 @@ export function openApi(
       responses: {
         ...(op.responses as Schema),
         401: outcome("Missing, malformed, expired or otherwise invalid token"),
-        403: outcome("The token's scopes do not grant this route"),
+        403: outcome(
+          "The token's scopes do not grant this route, or the resources in the request; the diagnostics name the scope needed",
+        ),
         429: outcome("Throttled"),
       },
     };

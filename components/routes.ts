@@ -46,10 +46,32 @@ export const ROUTES: readonly Route[] = [
   },
   {
     method: "GET",
+    path: "/members",
+    handler: "app",
+    anyOf: [{ resource: "Patient", access: "s" }],
+    summary:
+      "Search the caller's members by identifier (identifier=system|value): a searchset Bundle",
+  },
+  {
+    method: "GET",
     path: "/members/{id}",
     handler: "app",
     anyOf: [{ resource: "Patient", access: "r" }],
     summary: "The latest registered version of one of the caller's members",
+  },
+  {
+    method: "GET",
+    path: "/members/{id}/_history",
+    handler: "app",
+    anyOf: [{ resource: "Patient", access: "r" }],
+    summary: "The versions of one of the caller's members, newest first: a history Bundle",
+  },
+  {
+    method: "GET",
+    path: "/members/{id}/_history/{vid}",
+    handler: "app",
+    anyOf: [{ resource: "Patient", access: "r" }],
+    summary: "One version of one of the caller's members (vread)",
   },
   {
     method: "POST",
@@ -67,8 +89,25 @@ export const ROUTES: readonly Route[] = [
   },
 ];
 
-/** API Gateway identity sources of the REQUEST authorizer (its cache key). */
+/** Headers among the REQUEST authorizer's identity sources: a request missing one is 401. */
 export const IDENTITY_SOURCES = ["Authorization", "X-Client-Id"];
+
+/**
+ * `$context` variables also in the authorizer's identity sources, so that
+ * API Gateway caches a decision per route: a Deny then carries, in its
+ * context, the scope that route needs (`requiredScope`), which the
+ * ACCESS_DENIED gateway response names. Identity sources may be headers,
+ * query strings, stage variables or `context.*`:
+ * https://docs.aws.amazon.com/apigateway/latest/api/API_Authorizer.html
+ */
+export const IDENTITY_CONTEXT = ["httpMethod", "resourcePath"];
+
+/** The REQUEST authorizer's identitySource expression. */
+export const identitySource = () =>
+  [
+    ...IDENTITY_SOURCES.map((h) => `method.request.header.${h}`),
+    ...IDENTITY_CONTEXT.map((c) => `context.${c}`),
+  ].join(",");
 
 /** `/members/{id}` -> `/members/*`, the form `execute-api` ARNs take. */
 export const arnPath = (path: string) => path.replace(/\{[^}]+\}/g, "*");

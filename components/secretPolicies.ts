@@ -79,6 +79,27 @@ export function keyPolicy(a: KeyPolicyArgs): PolicyDocument {
         },
       },
     },
+    ...(a.viaServices.includes("dynamodb")
+      ? [
+          {
+            // A table encrypted with this key holds a grant for DynamoDB, created
+            // by whoever creates the table (the deployer):
+            // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html
+            Sid: "DynamoDBTableGrants",
+            Effect: "Allow" as const,
+            Principal: { AWS: `arn:aws:iam::${a.accountId}:root` },
+            Action: "kms:CreateGrant",
+            Resource: "*",
+            Condition: {
+              StringEquals: {
+                "kms:CallerAccount": a.accountId,
+                "kms:ViaService": `dynamodb.${a.region}.amazonaws.com`,
+              },
+              Bool: { "kms:GrantIsForAWSResource": true },
+            },
+          },
+        ]
+      : []),
     {
       Sid: "CloudWatchLogsForThisStack",
       Effect: "Allow",

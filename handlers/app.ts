@@ -1,17 +1,25 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { resolveRoute } from "../components/routes";
+import { clientOptions } from "./lib/aws";
 import { envSeconds, requireEnv } from "./lib/env";
-import { BadRequestError, HttpError, UnprocessableError } from "./lib/errors";
+import { HttpError } from "./lib/errors";
 import type { RouteImpl } from "./lib/http";
 import { correlationId, createLogger } from "./lib/logger";
-import { MemberStore } from "./lib/memberStore";
 import { outcomeResponse } from "./lib/outcome";
+import { MemberRegistry } from "./lib/registry";
 import { SecretCache, SecretUnavailableError } from "./lib/secrets";
 import { health } from "./routes/health";
-import { getMember, registerMembers } from "./routes/members";
+import {
+  getMember,
+  memberHistory,
+  readMemberVersion,
+  registerMembers,
+  searchMembers,
+} from "./routes/members";
 import { getMigration, startMigration } from "./routes/migrations";
 
 // Clients, settings and caches live at module scope: one per container.
@@ -22,27 +30,33 @@ const settings = {
   appSecretId: requireEnv("APP_SECRET_ID"),
   stateMachineArn: requireEnv("STATE_MACHINE_ARN"),
   lakeBucket: requireEnv("LAKE_BUCKET"),
+  registryTable: requireEnv("REGISTRY_TABLE"),
 };
 const secrets = new SecretCache(
-  new SecretsManagerClient({ maxAttempts: 2 }),
+  new SecretsManagerClient(clientOptions()),
   envSeconds("SECRET_CACHE_TTL_SECONDS", 300),
 );
 
-const sfn = new SFNClient({ maxAttempts: 2 });
+const sfn = new SFNClient(clientOptions());
 // An emulator on a loopback address (AWS_ENDPOINT_URL, never set in Lambda)
 // cannot serve virtual-hosted bucket names.
 const s3 = new S3Client({
-  maxAttempts: 2,
+  ...clientOptions(),
   forcePathStyle: process.env.AWS_ENDPOINT_URL !== undefined,
 });
 
-const members = new MemberStore(s3, settings.lakeBucket);
+const members = {
+  registry: new MemberRegistry(new DynamoDBClient(clientOptions()), settings.registryTable),
+};
 
 /** Route implementations by "METHOD path", matching components/routes.ts. */
 const implementations: Record<string, RouteImpl> = {
   "POST /health": health(settings, secrets),
-  "POST /members": registerMembers({ store: members }),
-  "GET /members/{id}": getMember({ store: members }),
+  "POST /members": registerMembers(members),
+  "GET /members": searchMembers(members),
+  "GET /members/{id}": getMember(members),
+  "GET /members/{id}/_history": memberHistory(members),
+  "GET /members/{id}/_history/{vid}": readMemberVersion(members),
   "POST /migrations": startMigration(settings, sfn),
   "GET /migrations/{id}": getMigration(settings, sfn, s3),
 };
@@ -58,18 +72,14 @@ export const handler = async (
   try {
     const resolved = resolveRoute(event.httpMethod, event.path);
     if (resolved.kind === "not-found") {
-      return outcomeResponse(
-        404,
-        "not-found",
-        `No route for ${event.httpMethod} ${event.path}`,
-        echo,
-      );
+      // Diagnostics never repeat the request's method or path (nor any value from it).
+      return outcomeResponse(404, "not-found", "No route matches this method and path", echo);
     }
     if (resolved.kind === "method-not-allowed") {
       return outcomeResponse(
         405,
         "not-supported",
-        `Method ${event.httpMethod} is not allowed here`,
+        "This method is not allowed on this path; the Allow header lists those that are",
         {
           ...echo,
           Allow: resolved.allow.join(", "),
@@ -78,7 +88,7 @@ export const handler = async (
     }
     const { route, params } = resolved;
     const impl = implementations[`${route.method} ${route.path}`];
-    const response = await impl({ event, params, correlationId: cid, logger });
+    const response = await impl({ event, params, correlationId: cid, logger, context });
     return { ...response, headers: { ...response.headers, ...echo } };
   } catch (error) {
     return errorResponse(error, echo);
@@ -94,10 +104,7 @@ function errorResponse(error: unknown, headers: Record<string, string>): APIGate
     const cause = error.cause instanceof Error ? error.cause.name : undefined;
     if (error.statusCode >= 500) logger.error("dependency failed", { errorClass, cause });
     else logger.info("request refused", { errorClass, status: error.statusCode });
-    const issues =
-      error instanceof UnprocessableError || error instanceof BadRequestError
-        ? error.issues
-        : undefined;
+    const issues = error.issues;
     return outcomeResponse(
       error.statusCode,
       error.code,

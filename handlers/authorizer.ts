@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 
 import OktaJwtVerifier = require("@okta/jwt-verifier");
@@ -7,8 +7,9 @@ import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } fro
 import { ROUTES } from "../components/routes";
 import { allowedRoutes, policyFor } from "./lib/authz";
 import { envSeconds, requireEnv } from "./lib/env";
+import { MalformedToken, tokenShape } from "./lib/jwtShape";
 import { correlationId, createLogger } from "./lib/logger";
-import { parseScopes, tokenScopes } from "./lib/scopes";
+import { parseScopes, scopeName, tokenScopes } from "./lib/scopes";
 import { SecretCache } from "./lib/secrets";
 
 /**
@@ -32,7 +33,8 @@ const secrets = new SecretCache(
 );
 
 export const MAX_TOKEN_BYTES = 8 * 1024;
-const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+/** The library gets this long to verify a token whose key is already in memory. */
+const VERIFY_TIMEOUT_MS = 2_000;
 /** Verified tokens kept per container (LRU), each no longer than its exp or the settings' life. */
 const DECISION_CACHE_SIZE = 1000;
 /** Refresh the settings after a failure they could explain at most this often. */
@@ -45,9 +47,16 @@ interface OktaSettings {
   jwksUri?: string;
 }
 
-/** A refusal of the token or request: API Gateway's 401. `reason` is logged, never the token. */
+/**
+ * A refusal of the token or request: API Gateway's 401. `kind` says whether
+ * the credentials were missing, malformed or refused; `reason` is a fixed
+ * code. Both are logged; neither ever holds a value from the request.
+ */
 class Unauthorized extends Error {
-  constructor(readonly reason: string) {
+  constructor(
+    readonly kind: "missing" | "malformed" | "refused",
+    readonly reason: string,
+  ) {
     super("Unauthorized");
     this.name = "Unauthorized";
   }
@@ -60,38 +69,48 @@ const JWKS_TIMEOUT_MS = 2_000;
 const JWKS_MAX_AGE_MS = 60 * 60_000;
 
 /**
- * The issuer's keys, fetched by the authorizer itself and handed to the
- * library (getKeysInterceptor): concurrent fetches share one request, and an
- * unknown key id triggers at most one refetch per JWKS_REFETCH_MS, so a flood
- * of made-up kids is refused at once instead of queueing behind jwks-rsa's
- * rate limiter.
+ * The issuer's keys, fetched by the authorizer itself: concurrent fetches
+ * share one request, and an unknown key id triggers at most one refetch per
+ * JWKS_REFETCH_MS, so a flood of made-up kids is refused at once. The library
+ * gets them through a synchronous key resolver (see `keyResolver`), never
+ * through jwks-rsa's asynchronous callback.
  */
 class Jwks {
-  private keys: { kid?: string }[] = [];
+  private keys = new Map<string, KeyObject>();
   private fetchedAt = 0;
   private inFlight?: Promise<void>;
 
   constructor(private readonly uri: string) {}
 
-  interceptor = () => this.keys as never;
-
   async has(kid: string): Promise<boolean> {
     const age = Date.now() - this.fetchedAt;
-    if (age > JWKS_MAX_AGE_MS || (!this.known(kid) && age > JWKS_REFETCH_MS)) {
+    if (age > JWKS_MAX_AGE_MS || (!this.keys.has(kid) && age > JWKS_REFETCH_MS)) {
       await this.fetch();
     }
-    return this.known(kid);
+    return this.keys.has(kid);
   }
 
-  private known = (kid: string) => this.keys.some((k) => k.kid === kid);
+  key(kid: string): KeyObject | undefined {
+    return this.keys.get(kid);
+  }
 
   private fetch(): Promise<void> {
     this.inFlight ??= (async () => {
       try {
         const res = await fetch(this.uri, { signal: AbortSignal.timeout(JWKS_TIMEOUT_MS) });
         if (!res.ok) throw new Error(`JWKS answered ${res.status}`);
-        const body = (await res.json()) as { keys?: { kid?: string }[] };
-        this.keys = Array.isArray(body.keys) ? body.keys : [];
+        const body = (await res.json()) as { keys?: unknown };
+        const keys = new Map<string, KeyObject>();
+        for (const jwk of Array.isArray(body.keys) ? body.keys : []) {
+          const kid = (jwk as { kid?: unknown })?.kid;
+          if (typeof kid !== "string" || (jwk as { kty?: unknown }).kty !== "RSA") continue;
+          try {
+            keys.set(kid, createPublicKey({ key: jwk as JsonWebKey, format: "jwk" }));
+          } catch {
+            // a key Node cannot read verifies nothing
+          }
+        }
+        this.keys = keys;
         this.fetchedAt = Date.now();
       } finally {
         this.inFlight = undefined;
@@ -99,6 +118,21 @@ class Jwks {
     })();
     return this.inFlight;
   }
+}
+
+/**
+ * njwt's key resolver, answered synchronously from keys already fetched. njwt
+ * calls it from inside verify(), which @okta/jwt-verifier calls inside a
+ * Promise executor: whatever njwt throws while checking the signature (it
+ * threw a TypeError on an empty signature, uncaught, from jwks-rsa's callback)
+ * becomes a rejection of verifyAccessToken, never an uncaught exception.
+ */
+function keyResolver(jwks: Jwks) {
+  return (kid: string, cb: (err: Error | null, key?: KeyObject) => void) => {
+    const key = jwks.key(kid);
+    if (key) cb(null, key);
+    else cb(new Error("no matching key"));
+  };
 }
 
 let verifier:
@@ -122,14 +156,19 @@ function requestShape(event: APIGatewayRequestAuthorizerEvent): {
   clientId: string;
 } {
   const authorization = header(event, "Authorization");
-  if (!authorization) throw new Unauthorized("no-authorization-header");
-  if (Buffer.byteLength(authorization) > MAX_TOKEN_BYTES + 7)
-    throw new Unauthorized("token-too-large");
-  const m = /^Bearer ([^\s]+)$/.exec(authorization);
-  if (!m) throw new Unauthorized("not-bearer");
-  if (!JWT.test(m[1])) throw new Unauthorized("malformed-token");
+  if (!authorization) throw new Unauthorized("missing", "no-authorization-header");
   const clientId = header(event, "X-Client-Id");
-  if (!clientId) throw new Unauthorized("no-client-id-header");
+  if (!clientId) throw new Unauthorized("missing", "no-client-id-header");
+  if (Buffer.byteLength(authorization) > MAX_TOKEN_BYTES + 7)
+    throw new Unauthorized("malformed", "token-too-large");
+  const m = /^Bearer ([^\s]+)$/.exec(authorization);
+  if (!m) throw new Unauthorized("malformed", "not-bearer");
+  try {
+    tokenShape(m[1]);
+  } catch (error) {
+    if (error instanceof MalformedToken) throw new Unauthorized("malformed", error.fault);
+    throw error;
+  }
   return { token: m[1], clientId };
 }
 
@@ -145,18 +184,40 @@ async function currentVerifier(refresh: boolean) {
       instance: new OktaJwtVerifier({
         issuer: s.issuer,
         jwksUri: s.jwksUri,
-        jwksRequestsPerMinute: 10,
-        cacheMaxAge: 60 * 60 * 1000,
-        getKeysInterceptor: jwks.interceptor,
         ...(settings.allowInsecureIssuer ? { testing: { disableHttpsCheck: true } } : {}),
       }),
     };
+    // The library's own (jwks-rsa) resolver answers in an asynchronous callback.
+    (verifier.instance as unknown as NjwtHolder).verifier.withKeyResolver(keyResolver(jwks));
   }
   return verifier;
 }
 
 /** Failures a rotated issuer, audience, client list or key could explain. */
-const ROTATABLE = /issuer|audience|kid|signing key|no matching key|cid-not-allowed/i;
+const ROTATABLE = new Set([
+  "issuer",
+  "audience",
+  "unknown-kid",
+  "no-matching-key",
+  "cid-not-allowed",
+]);
+
+/** The library's refusal as a fixed code (its messages quote claims from the token). */
+function refusalReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  for (const [pattern, reason] of [
+    [/expired/i, "expired"],
+    [/not active|before/i, "not-yet-valid"],
+    [/audience/i, "audience"],
+    [/issuer/i, "issuer"],
+    [/no matching key/i, "no-matching-key"],
+    [/signature/i, "signature"],
+    [/algorithm/i, "alg"],
+  ] as const) {
+    if (pattern.test(message)) return reason;
+  }
+  return "invalid";
+}
 
 async function verify(
   token: string,
@@ -175,7 +236,7 @@ async function verify(
     const now = Date.now();
     if (
       error instanceof Unauthorized &&
-      ROTATABLE.test(error.reason) &&
+      ROTATABLE.has(error.reason) &&
       now - lastRefresh > REFRESH_INTERVAL_MS
     ) {
       lastRefresh = now;
@@ -186,35 +247,43 @@ async function verify(
   }
 }
 
-function keyId(token: string): string {
+/** The library object @okta/jwt-verifier 4.x verifies with (njwt's Verifier). */
+interface NjwtHolder {
+  verifier: { withKeyResolver(resolver: ReturnType<typeof keyResolver>): unknown };
+}
+
+/** Bounds the library's work: a verification that does not settle is a failure, not a hang. */
+async function withinDeadline<T>(work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(Object.assign(new Error("verification timed out"), { name: "VerifyTimeout" })),
+      VERIFY_TIMEOUT_MS,
+    );
+  });
   try {
-    const kid = JSON.parse(Buffer.from(token.split(".")[0], "base64url").toString("utf8")).kid;
-    if (typeof kid === "string" && kid) return kid;
-  } catch {
-    // not JSON: refused below
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
   }
-  throw new Unauthorized("no-kid");
 }
 
 async function verifyWith(v: NonNullable<typeof verifier>, token: string, hash: string) {
-  if (!(await v.jwks.has(keyId(token)))) throw new Unauthorized("unknown-kid");
+  const { kid } = tokenShape(token); // checked in requestShape: cannot throw here
+  if (!(await v.jwks.has(kid))) throw new Unauthorized("refused", "unknown-kid");
   let claims: Record<string, unknown>;
   try {
-    claims = (await v.instance.verifyAccessToken(token, v.settings.audience)).claims as Record<
-      string,
-      unknown
-    >;
+    claims = (await withinDeadline(v.instance.verifyAccessToken(token, v.settings.audience)))
+      .claims as Record<string, unknown>;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    // A JWKS endpoint that cannot be reached is not the caller's fault.
-    if (/ECONNREFUSED|ENOTFOUND|ETIMEDOUT|socket|status code 5\d\d|Expected .* JSON/i.test(message))
-      throw error;
-    throw new Unauthorized(`invalid-token: ${message.replace(/[^\w .:-]/g, "").slice(0, 80)}`);
+    if (error instanceof Error && error.name === "VerifyTimeout") throw error;
+    // Keys are resolved from memory, so whatever the library throws is about the token.
+    throw new Unauthorized("refused", refusalReason(error));
   }
   // The library accepts a token without exp; an access token must expire.
-  if (typeof claims.exp !== "number") throw new Unauthorized("no-exp");
+  if (typeof claims.exp !== "number") throw new Unauthorized("refused", "no-exp");
   if (typeof claims.cid !== "string" || !v.settings.allowedClientIds.includes(claims.cid)) {
-    throw new Unauthorized("cid-not-allowed");
+    throw new Unauthorized("refused", "cid-not-allowed");
   }
   const until = Math.min(claims.exp * 1000, Date.now() + 5 * 60_000);
   verified.set(hash, { claims, until, settingsKey: v.key });
@@ -231,7 +300,7 @@ export const handler = async (
   try {
     const { token, clientId } = requestShape(event);
     const { claims } = await verify(token);
-    if (claims.cid !== clientId) throw new Unauthorized("cid-differs-from-header");
+    if (claims.cid !== clientId) throw new Unauthorized("refused", "cid-differs-from-header");
     const granted = tokenScopes(claims);
     const routes = allowedRoutes(parseScopes(granted), ROUTES);
     const org = claims[settings.orgClaim];
@@ -241,11 +310,22 @@ export const handler = async (
       ...(typeof org === "string" ? { org } : {}),
     };
     const sub = typeof claims.sub === "string" ? claims.sub : clientId;
+    // Decisions are cached per route (IDENTITY_CONTEXT): a route the scopes
+    // do not grant gets an explicit Deny whose context names the scope it
+    // needs, for the ACCESS_DENIED gateway response.
+    const called = ROUTES.find((r) => r.method === event.httpMethod && r.path === event.resource);
+    if (called && called.anyOf.length > 0 && !routes.includes(called)) {
+      logger.info("decision", { effect: "Deny", routes: routes.length });
+      return policyFor(sub, event.methodArn, [], {
+        ...context,
+        requiredScope: scopeName(called.anyOf[0]),
+      });
+    }
     logger.info("decision", { effect: routes.length ? "Allow" : "Deny", routes: routes.length });
     return policyFor(sub, event.methodArn, routes, context);
   } catch (error) {
     if (error instanceof Unauthorized) {
-      logger.info("unauthorized", { reason: error.reason.split(":")[0] });
+      logger.info("unauthorized", { kind: error.kind, reason: error.reason });
       throw new Error("Unauthorized");
     }
     const cause =

@@ -8,13 +8,19 @@ import type {
   APIGatewayRequestAuthorizerEvent,
   Context,
 } from "aws-lambda";
-import { GATEWAY_RESPONSES } from "../components/gatewayResponses";
+import {
+  GATEWAY_RESPONSES,
+  type GatewayResponseSpec,
+  outcomeTemplate,
+  renderTemplate,
+} from "../components/gatewayResponses";
 import { IDENTITY_SOURCES, type Route, resolveRoute } from "../components/routes";
 
 /**
  * An API Gateway (REST) emulator on loopback with the semantics HOTH relies
  * on: the REQUEST authorizer invoked with API Gateway's event shape after the
- * identity-source check, its result cached per identity sources for the TTL,
+ * identity-source check, its result cached per identity sources and route
+ * (components/routes.ts IDENTITY_CONTEXT) for the TTL,
  * the returned policy evaluated against the method ARN (Allow -> integration,
  * explicit or implicit deny -> 403, `Unauthorized` -> 401, other errors ->
  * 500), Lambda proxy events with `requestContext.authorizer`, the gateway
@@ -59,27 +65,31 @@ const MESSAGES: Record<string, string> = {
 /**
  * The gateway response of a type. `status` is the status API Gateway itself
  * would send; it applies where the spec sets none (the DEFAULT_* families keep
- * API Gateway's own status, e.g. 502 for a Lambda function error).
+ * API Gateway's own status, e.g. 502 for a Lambda function error). The body
+ * is the template AuthorizedApi deploys, rendered as API Gateway renders it
+ * (`$context` substitution only); `authorizer` is the authorizer's context,
+ * if it returned one.
  */
-function gatewayResponse(type: string, status = 500): APIGatewayProxyResult {
+function gatewayResponse(
+  type: string,
+  status = 500,
+  authorizer: Record<string, unknown> = {},
+): APIGatewayProxyResult {
   const spec =
     GATEWAY_RESPONSES.find((r) => r.type === type) ??
-    GATEWAY_RESPONSES.find((r) => r.type === (status < 500 ? "DEFAULT_4XX" : "DEFAULT_5XX"));
+    (GATEWAY_RESPONSES.find(
+      (r) => r.type === (status < 500 ? "DEFAULT_4XX" : "DEFAULT_5XX"),
+    ) as GatewayResponseSpec);
   const headers: Record<string, string> = { "Content-Type": "application/fhir+json" };
-  for (const [k, v] of Object.entries(spec?.headers ?? {})) headers[k] = v.replace(/^'|'$/g, "");
+  for (const [k, v] of Object.entries(spec.headers ?? {})) headers[k] = v.replace(/^'|'$/g, "");
+  const vars: Record<string, string> = {
+    "error.messageString": JSON.stringify(MESSAGES[type] ?? MESSAGES.DEFAULT_5XX),
+  };
+  for (const [k, v] of Object.entries(authorizer)) vars[`authorizer.${k}`] = String(v);
   return {
-    statusCode: spec?.statusCode ?? status,
+    statusCode: spec.statusCode ?? status,
     headers,
-    body: JSON.stringify({
-      resourceType: "OperationOutcome",
-      issue: [
-        {
-          severity: "error",
-          code: spec?.code ?? "exception",
-          diagnostics: MESSAGES[type] ?? MESSAGES.DEFAULT_5XX,
-        },
-      ],
-    }),
+    body: renderTemplate(outcomeTemplate(spec), vars),
   };
 }
 
@@ -176,7 +186,8 @@ export async function startApiGateway(o: EmulatorOptions) {
     if (identity.some((v) => !v)) return gatewayResponse("UNAUTHORIZED");
     const requestId = randomUUID();
     const methodArn = `arn:aws:execute-api:${REGION}:${ACCOUNT}:${API_ID}/${o.stage}/${method}${path}`;
-    const key = identity.join("\n");
+    // The cache key: the identity sources, headers and route (IDENTITY_CONTEXT).
+    const key = [...identity, method, resolved.route.path].join("\n");
     let decision = cache.get(key);
     if (!decision || decision.until < Date.now()) {
       try {
@@ -205,7 +216,7 @@ export async function startApiGateway(o: EmulatorOptions) {
       }
     }
     if (evaluate(decision.result.policyDocument, methodArn) !== "allow")
-      return gatewayResponse("ACCESS_DENIED");
+      return gatewayResponse("ACCESS_DENIED", 403, decision.result.context ?? {});
     const event = {
       resource: resolved.route.path,
       path,

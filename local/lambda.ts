@@ -40,11 +40,30 @@ parentPort.on("message", async ({ id, event, requestId, deadline }) => {
 });
 `;
 
+/**
+ * A function error as Lambda reports it: `Runtime.ExitError` when the runtime
+ * died (an uncaught exception or unhandled rejection), `Sandbox.Timedout`
+ * past the function timeout, else the name of the error the handler threw.
+ */
 export class FunctionError extends Error {
   constructor(name: string, message: string) {
     super(message);
     this.name = name;
   }
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** One execution environment: a worker thread that has run the bundle's init. */
+interface Environment {
+  worker: Worker;
+  pending: Map<string, Pending>;
+  /** Crashed, timed out or stopped: never given another invocation. */
+  dead: boolean;
 }
 
 export async function startLambda(o: {
@@ -55,39 +74,93 @@ export async function startLambda(o: {
   timeoutSeconds: number;
   memoryMb: number;
 }): Promise<LocalLambda> {
-  const worker = new Worker(BOOTSTRAP, {
-    eval: true,
-    env: { ...process.env, ...o.environment },
-    workerData: { file: o.file, functionName: o.functionName, memoryMb: o.memoryMb },
-  });
-  const pending = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  let failed: Error | undefined;
-  // Init: the bundle's module scope runs once, before any invocation.
-  await new Promise<void>((resolve, reject) => {
-    worker.once("message", () => resolve());
-    worker.once("error", (e) =>
-      reject(new Error(`${o.functionName} failed to initialise: ${e.message}`)),
-    );
-  });
-  worker.on("message", (m: { id: string; result?: unknown; error?: FunctionError }) => {
-    const p = pending.get(m.id);
-    pending.delete(m.id);
-    if (m.error) p?.reject(new FunctionError(m.error.name, m.error.message));
-    else p?.resolve(m.result);
-  });
-  worker.on("error", (e) => {
-    // A bundle that cannot load (init error) or crashes fails every invocation.
-    failed = e;
-    for (const p of pending.values()) p.reject(e);
-    pending.clear();
-  });
+  let stopped = false;
+
+  /** Starts a worker and runs the bundle's init (its module scope) once. */
+  async function coldStart(): Promise<Environment> {
+    const worker = new Worker(BOOTSTRAP, {
+      eval: true,
+      env: { ...process.env, ...o.environment },
+      workerData: { file: o.file, functionName: o.functionName, memoryMb: o.memoryMb },
+    });
+    const env: Environment = { worker, pending: new Map(), dead: false };
+    await new Promise<void>((resolve, reject) => {
+      worker.once("message", () => resolve());
+      worker.once("error", (e) =>
+        reject(
+          new FunctionError(
+            "Runtime.InitError",
+            `${o.functionName} failed to initialise: ${e.message}`,
+          ),
+        ),
+      );
+      worker.once("exit", () =>
+        reject(new FunctionError("Runtime.InitError", `${o.functionName} exited during init`)),
+      );
+    });
+    worker.on("message", (m: { id: string; result?: unknown; error?: FunctionError }) => {
+      const p = env.pending.get(m.id);
+      if (!p) return;
+      env.pending.delete(m.id);
+      clearTimeout(p.timer);
+      if (m.error) p.reject(new FunctionError(m.error.name, m.error.message));
+      else p.resolve(m.result);
+    });
+    // The runtime died (an uncaught exception or unhandled rejection in the
+    // handler's code): as in Lambda, the invocations it held fail with
+    // Runtime.ExitError and the next one gets a fresh environment.
+    const died = () => retire(env, "Runtime.ExitError", "The function's runtime exited");
+    worker.on("error", died);
+    worker.on("exit", died);
+    return env;
+  }
+
+  let current: Promise<Environment> | undefined = coldStart();
+  // Init failing at start-up fails the start, as a function that cannot load.
+  await current;
+
+  function retire(env: Environment, name: string, message: string) {
+    env.dead = true;
+    for (const p of env.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new FunctionError(name, message));
+    }
+    env.pending.clear();
+  }
+
+  /** The live environment, or a fresh one after a crash, a timeout or a failed init. */
+  async function environment(): Promise<Environment> {
+    for (;;) {
+      if (!current) {
+        const starting = coldStart();
+        current = starting;
+        // A failed init fails this invocation; the next one tries again, as in Lambda.
+        starting.catch(() => {
+          if (current === starting) current = undefined;
+        });
+      }
+      const held = current;
+      const env = await held;
+      if (!env.dead) return env;
+      if (current === held) current = undefined;
+    }
+  }
+
   return {
-    invoke<E, R>(event: E, requestId = randomUUID()): Promise<R> {
-      if (failed) return Promise.reject(failed);
+    async invoke<E, R>(event: E, requestId = randomUUID()): Promise<R> {
+      if (stopped)
+        throw new FunctionError("ResourceNotFoundException", `${o.functionName} is stopped`);
+      const env = await environment();
       const id = randomUUID();
       return new Promise<R>((resolve, reject) => {
-        pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-        worker.postMessage({
+        // Past the function timeout Lambda fails the invocation and discards
+        // the environment (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html).
+        const timer = setTimeout(() => {
+          retire(env, "Sandbox.Timedout", `Task timed out after ${o.timeoutSeconds} seconds`);
+          void env.worker.terminate();
+        }, o.timeoutSeconds * 1000);
+        env.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+        env.worker.postMessage({
           id,
           event,
           requestId,
@@ -96,7 +169,14 @@ export async function startLambda(o: {
       });
     },
     async stop() {
-      await worker.terminate();
+      stopped = true;
+      const env = await current?.catch(() => undefined);
+      current = undefined;
+      if (env) {
+        env.worker.removeAllListeners("exit");
+        retire(env, "Runtime.ExitError", `${o.functionName} is stopping`);
+        await env.worker.terminate();
+      }
     },
   };
 }

@@ -15,6 +15,7 @@ import { startLambda } from "./lambda";
 import { startMoto, stopMoto } from "./moto";
 import { LOCAL_CLIENTS, startOkta } from "./okta";
 import type { PyEvent } from "./python";
+import { createRegistryTable } from "./registryTable";
 import { stackConfigFile } from "./stackConfig";
 import { type PublishedEvent, startStepFunctions } from "./stepFunctions";
 
@@ -131,7 +132,12 @@ export async function startStack(o: LocalStackOptions = {}) {
         ),
     ]);
 
+    const registryTable = await createRegistryTable(p);
+
     const stateMachineArn = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:${p}-migration`;
+    const exportArn = `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${p}-registry-export`;
+    // Started below with the other bundles; the state machine calls it through this.
+    let registryExport: { invoke: (event: unknown) => Promise<unknown> } | undefined;
     const sfn = await startStepFunctions({
       stateMachineArn,
       definition: migrationDefinition({
@@ -141,8 +147,14 @@ export async function startStack(o: LocalStackOptions = {}) {
         eventBusName: `${p}-migrations`,
         legacyTimeoutSeconds: config.glue.timeoutMinutes * 60,
         ingestTimeoutSeconds: config.glue.timeoutMinutes * 60,
+        registryExportFunctionArn: exportArn,
+        registryExportTimeoutSeconds: config.registry.exportTimeoutSeconds,
       }),
       glue,
+      functions: {
+        [exportArn]: (payload) =>
+          registryExport ? registryExport.invoke(payload) : Promise.reject(new Error("not ready")),
+      },
       onEvent: (e: PublishedEvent) =>
         report(`event ${e.DetailType} ${JSON.stringify(e.Detail)} (bus ${e.EventBusName})`),
       onExecution: (e) =>
@@ -160,7 +172,11 @@ export async function startStack(o: LocalStackOptions = {}) {
       SECRET_CACHE_TTL_SECONDS: String(config.secretCacheTtlSeconds),
       LOG_LEVEL: process.env.LOG_LEVEL ?? "WARN",
     };
-    const lambda = async (name: "app" | "authorizer", environment: Record<string, string>) => {
+    const lambda = async (
+      name: "app" | "authorizer" | "registryExport",
+      environment: Record<string, string>,
+      timeoutSeconds = config.lambda.timeoutSeconds,
+    ) => {
       const dir = path.join(ROOT, ".local", "dist", `${stack}-${name}`);
       fs.mkdirSync(dir, { recursive: true });
       const file = path.join(dir, "index.js");
@@ -169,14 +185,14 @@ export async function startStack(o: LocalStackOptions = {}) {
         functionName: `${p}-${name}`,
         file,
         environment: { ...common, ...environment },
-        timeoutSeconds: config.lambda.timeoutSeconds,
+        timeoutSeconds,
         memoryMb: config.lambda.memorySizeMb,
       });
       stops.push(fn.stop);
       return fn;
     };
     // The environments of components/authorizedApi.ts and index.ts.
-    const [authorizer, app] = await Promise.all([
+    const [authorizer, app, exporter] = await Promise.all([
       lambda("authorizer", {
         OKTA_SECRET_ID: ids.okta,
         OKTA_SETTINGS_TTL_SECONDS: String(config.secretCacheTtlSeconds),
@@ -189,8 +205,15 @@ export async function startStack(o: LocalStackOptions = {}) {
         STACK: `local-${stack}`,
         STATE_MACHINE_ARN: stateMachineArn,
         LAKE_BUCKET: lakeBucket,
+        REGISTRY_TABLE: registryTable,
       }),
+      lambda(
+        "registryExport",
+        { REGISTRY_TABLE: registryTable, LAKE_BUCKET: lakeBucket },
+        config.registry.exportTimeoutSeconds,
+      ),
     ]);
+    registryExport = exporter;
     const api = await startApiGateway({
       routes: ROUTES,
       stage: "local",
@@ -209,6 +232,7 @@ export async function startStack(o: LocalStackOptions = {}) {
       issuer: okta.issuer,
       motoUrl,
       lakeBucket,
+      registryTable,
       stateMachineArn,
       /** Resolves when Spark is warm (migrations run from then on). */
       sparkReady: glue.sparkReady,

@@ -3,7 +3,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import "./node22";
 import { StateMachine } from "aws-local-stepfunctions";
-import { GlueApiError, type JobRun, type LocalGlue } from "./glue";
+import { GlueApiError, HEARTBEAT_TIMEOUT_MS, type JobRun, type LocalGlue } from "./glue";
 
 /**
  * Step Functions on this machine: the calls the app makes (StartExecution,
@@ -12,10 +12,18 @@ import { GlueApiError, type JobRun, type LocalGlue } from "./glue";
  * (AWS_ENDPOINT_URL_SFN). Executions run the same definition Pulumi deploys
  * in aws-local-stepfunctions; `glue:startJobRun.sync` tasks start runs on the
  * local Glue and wait for them, `events:putEvents` tasks are recorded.
+ *
+ * A Glue task also watches the local Glue worker's heartbeat, as a task's
+ * HeartbeatSeconds would: a worker silent for `heartbeatTimeoutMs` (stopped
+ * with SIGSTOP, hung, killed) fails the task with States.HeartbeatTimeout
+ * (which the definition's Catch turns into MigrationFailed). Bound: the
+ * timeout plus one poll and one call timeout (CALL_TIMEOUT_MS) after the
+ * worker's last line, about 12.5 s with the defaults.
  */
 
 const GLUE_SYNC = "arn:aws:states:::glue:startJobRun.sync";
 const PUT_EVENTS = "arn:aws:states:::events:putEvents";
+const LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke";
 
 export interface PublishedEvent {
   time: string;
@@ -62,8 +70,12 @@ export async function startStepFunctions(o: {
   stateMachineArn: string;
   definition: object;
   glue: LocalGlue;
+  /** Local functions by ARN, for `lambda:invoke` tasks. @default {} */
+  functions?: Record<string, (payload: unknown) => Promise<unknown>>;
   /** How often a .sync task polls the Glue run. @default 250 */
   pollMs?: number;
+  /** A Glue worker silent this long fails its task. @default HEARTBEAT_TIMEOUT_MS (10 s) */
+  heartbeatTimeoutMs?: number;
   onEvent?: (e: PublishedEvent) => void;
   onExecution?: (e: Execution) => void;
   port?: number;
@@ -71,29 +83,64 @@ export async function startStepFunctions(o: {
   const executions = new Map<string, Execution>();
   const waiters = new Map<string, ((e: Execution) => void)[]>();
   const events: PublishedEvent[] = [];
+  const heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? HEARTBEAT_TIMEOUT_MS;
   const machine = new StateMachine(o.definition as never);
   const prefix = `${o.stateMachineArn.replace(":stateMachine:", ":execution:")}:`;
 
   const glueSync =
     (execution: Execution) =>
     async (params: { JobName: string; Arguments?: Record<string, string> }): Promise<JobRun> => {
+      const checkHeartbeat = () => {
+        if (o.glue.heartbeatAgeMs() > heartbeatTimeoutMs) {
+          throw named(
+            "States.HeartbeatTimeout",
+            `The local Glue worker sent no heartbeat for ${(heartbeatTimeoutMs / 1000).toFixed(1)} s`,
+          );
+        }
+      };
+      checkHeartbeat();
       let id: string;
       try {
         id = await o.glue.startJobRun(params.JobName, params.Arguments ?? {});
       } catch (error) {
         // Service errors surface as Glue.<ExceptionName>, as in the Glue integration.
         if (error instanceof GlueApiError) throw named(`Glue.${error.name}`, error.message);
+        checkHeartbeat();
         throw error;
       }
       for (;;) {
-        const run = await o.glue.getJobRun(id);
-        if (run.JobRunState === "SUCCEEDED") return run;
-        if (run.JobRunState === "FAILED") throw named("States.TaskFailed", JSON.stringify(run));
+        let run: JobRun | undefined;
+        try {
+          run = await o.glue.getJobRun(id);
+        } catch (error) {
+          // A call that timed out or failed: the heartbeat decides whether the worker is gone.
+          if (error instanceof GlueApiError) throw named(`Glue.${error.name}`, error.message);
+        }
+        if (run?.JobRunState === "SUCCEEDED") return run;
+        if (run?.JobRunState === "FAILED") throw named("States.TaskFailed", JSON.stringify(run));
         // The execution was stopped: nobody awaits this task any more.
-        if (execution.status !== "RUNNING") return run;
+        if (execution.status !== "RUNNING") return run as JobRun;
+        checkHeartbeat();
         await new Promise((r) => setTimeout(r, o.pollMs ?? 250));
       }
     };
+
+  // The Lambda integration's answer: the function's result as Payload; a
+  // function error fails the task with the function's error type as its name
+  // (https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html).
+  const lambdaInvoke = async (params: { FunctionName: string; Payload?: unknown }) => {
+    const fn = o.functions?.[params.FunctionName];
+    if (!fn) throw named("Lambda.ResourceNotFoundException", "Function not found");
+    try {
+      return { StatusCode: 200, Payload: await fn(params.Payload ?? {}) };
+    } catch (error) {
+      const e = error as Error;
+      throw named(
+        e.name || "Error",
+        JSON.stringify({ errorType: e.name, errorMessage: e.message }),
+      );
+    }
+  };
 
   const putEvents = async (params: { Entries: Omit<PublishedEvent, "time">[] }) => {
     for (const entry of params.Entries) {
@@ -119,6 +166,7 @@ export async function startStepFunctions(o: {
     )) {
       if (def.Resource === GLUE_SYNC) handlers[state] = glueSync(execution);
       if (def.Resource === PUT_EVENTS) handlers[state] = putEvents;
+      if (def.Resource === LAMBDA_INVOKE) handlers[state] = lambdaInvoke;
     }
     const input = JSON.parse(execution.input);
     const started = machine.run(input, {

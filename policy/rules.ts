@@ -28,10 +28,20 @@ export interface Violation {
   message: string;
 }
 
+/**
+ * What a stack's configuration says the rules must require (the pack reads it
+ * from its policy config, written from the typed stack config by
+ * scripts/policy-config.ts).
+ */
+export interface RuleContext {
+  /** DynamoDB tables must have deletion protection (`hoth:registry.deletionProtection`). */
+  requireTableDeletionProtection?: boolean;
+}
+
 export interface Rule {
   name: string;
   description: string;
-  check(resources: Res[]): Violation[];
+  check(resources: Res[], context?: RuleContext): Violation[];
 }
 
 export const T = {
@@ -112,6 +122,7 @@ export const TAGGABLE = new Set<string>([
   "aws:glue/job:Job",
   "aws:glue/catalogDatabase:CatalogDatabase",
   "aws:sfn/stateMachine:StateMachine",
+  "aws:dynamodb/table:Table",
   "aws:sns/topic:Topic",
   "aws:cloudwatch/eventRule:EventRule",
   "aws:cloudwatch/eventBus:EventBus",
@@ -435,7 +446,47 @@ const secretsConfined: Rule = {
       }),
 };
 
+const dynamoTablesProtected: Rule = {
+  name: "dynamodb-table-protection",
+  description:
+    "Every DynamoDB table is encrypted with a customer-managed KMS key, has point-in-time recovery, and has deletion protection where the stack requires it.",
+  check: (rs, context = {}) =>
+    rs
+      .filter((t) => t.type === "aws:dynamodb/table:Table")
+      .flatMap((t) => {
+        const out: Violation[] = [];
+        const sse = t.props.serverSideEncryption as
+          | { enabled?: boolean; kmsKeyArn?: string }
+          | undefined;
+        if (sse?.enabled !== true || !sse.kmsKeyArn) {
+          out.push(
+            v(
+              "dynamodb-table-protection",
+              t,
+              `table ${t.name} is not encrypted with a customer-managed key (serverSideEncryption.kmsKeyArn)`,
+            ),
+          );
+        }
+        if ((t.props.pointInTimeRecovery as { enabled?: boolean } | undefined)?.enabled !== true) {
+          out.push(
+            v("dynamodb-table-protection", t, `table ${t.name} has no point-in-time recovery`),
+          );
+        }
+        if (context.requireTableDeletionProtection && t.props.deletionProtectionEnabled !== true) {
+          out.push(
+            v(
+              "dynamodb-table-protection",
+              t,
+              `table ${t.name} has no deletion protection, which this stack requires`,
+            ),
+          );
+        }
+        return out;
+      }),
+};
+
 export const RULES: Rule[] = [
+  dynamoTablesProtected,
   kmsKeysRotated,
   secretsConfined,
   s3EncryptedWithKms,
@@ -448,8 +499,8 @@ export const RULES: Rule[] = [
   requiredTags,
 ];
 
-export function checkAll(resources: Res[]): Violation[] {
-  return RULES.flatMap((rule) => rule.check(resources));
+export function checkAll(resources: Res[], context: RuleContext = {}): Violation[] {
+  return RULES.flatMap((rule) => rule.check(resources, context));
 }
 
 function asArray(value: unknown): unknown[] {

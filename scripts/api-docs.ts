@@ -22,6 +22,12 @@ const status = (code: number) => [
 
 interface RequestSpec {
   body?: unknown;
+  /** Extra headers. */
+  headers?: Record<string, string>;
+  /** Query parameters. */
+  query?: Record<string, string>;
+  /** Lines of a pre-request script. */
+  prerequest?: string[];
   /** @default application/fhir+json */
   contentType?: string;
   /** Send a fresh Idempotency-Key. @default false */
@@ -35,11 +41,21 @@ function requestsFor(route: Route): Item[] {
     request: {
       method: route.method,
       url: {
-        raw: `{{baseUrl}}${urlPath}`,
+        raw: `{{baseUrl}}${urlPath}${
+          spec.query
+            ? `?${Object.entries(spec.query)
+                .map(([k, v]) => `${k}=${v}`)
+                .join("&")}`
+            : ""
+        }`,
         host: ["{{baseUrl}}"],
         path: urlPath.split("/").filter(Boolean),
+        ...(spec.query
+          ? { query: Object.entries(spec.query).map(([key, value]) => ({ key, value })) }
+          : {}),
       },
       header: [
+        ...Object.entries(spec.headers ?? {}).map(([key, value]) => ({ key, value })),
         ...(spec.body === undefined
           ? []
           : [{ key: "Content-Type", value: spec.contentType ?? "application/fhir+json" }]),
@@ -55,8 +71,25 @@ function requestsFor(route: Route): Item[] {
             },
           }),
     },
-    event: script(tests),
+    event: [
+      ...(spec.prerequest
+        ? [{ listen: "prerequest", script: { type: "text/javascript", exec: spec.prerequest } }]
+        : []),
+      ...script(tests),
+    ],
   });
+  // Members get identifiers no earlier run used: the registry holds each one once.
+  const system = EXAMPLES.patient.identifier[0].system;
+  const withIdentifier = (p: Record<string, unknown>, value: string) => ({
+    ...p,
+    identifier: [{ system, value }],
+  });
+  const transaction = {
+    ...EXAMPLES.transaction,
+    entry: EXAMPLES.transaction.entry.map((e, i) =>
+      i === 0 ? { ...e, resource: withIdentifier(e.resource, "MBR-{{$guid}}") } : e,
+    ),
+  };
   const isOutcome =
     'pm.test("is an OperationOutcome", () => pm.expect(pm.response.json().resourceType).to.eql("OperationOutcome"));';
   switch (`${route.method} ${route.path}`) {
@@ -72,11 +105,36 @@ function requestsFor(route: Route): Item[] {
         item(
           "Register a Patient",
           "/members",
-          [...status(201), 'pm.collectionVariables.set("memberId", pm.response.json().id);'],
+          [
+            ...status(201),
+            'pm.collectionVariables.set("memberId", pm.response.json().id);',
+            'pm.collectionVariables.set("memberVersion", pm.response.json().meta.versionId);',
+          ],
           {
-            body: EXAMPLES.patient,
+            body: withIdentifier(EXAMPLES.patient, "{{memberIdentifier}}"),
             idempotent: true,
+            prerequest: [
+              'pm.collectionVariables.set("memberIdentifier", "MBR-" + pm.variables.replaceIn("{{$guid}}"));',
+            ],
           },
+        ),
+        item(
+          "Register the same member conditionally (If-None-Exist)",
+          "/members",
+          [
+            ...status(200),
+            'pm.test("answers the registered member", () => pm.expect(pm.response.json().id).to.eql(pm.collectionVariables.get("memberId")));',
+          ],
+          {
+            body: withIdentifier(EXAMPLES.patient, "{{memberIdentifier}}"),
+            headers: { "If-None-Exist": `identifier=${system}|{{memberIdentifier}}` },
+          },
+        ),
+        item(
+          "Refuse a second member with the same identifier",
+          "/members",
+          [...status(409), isOutcome],
+          { body: withIdentifier(EXAMPLES.patient, "{{memberIdentifier}}") },
         ),
         item(
           "Register a Patient and Coverage (transaction)",
@@ -85,14 +143,41 @@ function requestsFor(route: Route): Item[] {
             ...status(200),
             'pm.test("is a transaction-response", () => pm.expect(pm.response.json().type).to.eql("transaction-response"));',
           ],
-          { body: EXAMPLES.transaction, idempotent: true },
+          { body: transaction, idempotent: true },
         ),
         item("Refuse an incomplete Patient", "/members", [...status(422), isOutcome], {
           body: { resourceType: "Patient", gender: "female" },
         }),
       ];
+    case "GET /members":
+      return [
+        item(
+          "Search members by identifier",
+          "/members",
+          [
+            ...status(200),
+            'pm.test("finds the one member", () => pm.expect(pm.response.json().total).to.eql(1));',
+          ],
+          { query: { identifier: `${system}|{{memberIdentifier}}` } },
+        ),
+      ];
     case "GET /members/{id}":
       return [item("Get a member", "/members/{{memberId}}", status(200))];
+    case "GET /members/{id}/_history":
+      return [
+        item("Member history", "/members/{{memberId}}/_history", [
+          ...status(200),
+          'pm.test("is a history Bundle", () => pm.expect(pm.response.json().type).to.eql("history"));',
+        ]),
+      ];
+    case "GET /members/{id}/_history/{vid}":
+      return [
+        item(
+          "Read a member's first version",
+          "/members/{{memberId}}/_history/{{memberVersion}}",
+          status(200),
+        ),
+      ];
     case "POST /migrations":
       return [
         item(
@@ -170,7 +255,10 @@ export function collection() {
       },
     ],
     variable: [
-      { key: "memberId", value: "" },
+      // Defaults keep every path well-formed before a registration has set them.
+      { key: "memberId", value: "unknown" },
+      { key: "memberIdentifier", value: "" },
+      { key: "memberVersion", value: "1" },
       { key: "migrationId", value: "" },
       { key: "accessToken", value: "" },
       { key: "accessTokenScopes", value: "" },

@@ -14,6 +14,10 @@ if [ ! -x "$pulumi" ]; then
   [ -n "$pulumi" ] || { echo "deploy.sh: no Pulumi CLI; run 'npm run pulumi:install' first" >&2; exit 1; }
 fi
 export PULUMI_SKIP_UPDATE_CHECK=true
+# The policy pack's config says what the stack's typed config requires.
+policy_config="reports/policy-config-${STACK}.json"
+mkdir -p reports
+npx --no-install tsx scripts/policy-config.ts "$STACK" > "$policy_config"
 case "${1:-}" in
   login)
     "$pulumi" login "$PULUMI_BACKEND_URL"
@@ -21,11 +25,13 @@ case "${1:-}" in
     ;;
   preview)
     mkdir -p reports
-    "$pulumi" preview --stack "$STACK" --diff --policy-pack policy --non-interactive \
+    "$pulumi" preview --stack "$STACK" --diff --policy-pack policy \
+      --policy-pack-config "$policy_config" --non-interactive \
       2>&1 | tee "reports/preview-${STACK}.txt"
     ;;
   up)
-    "$pulumi" up --stack "$STACK" --yes --skip-preview --policy-pack policy --non-interactive
+    "$pulumi" up --stack "$STACK" --yes --skip-preview --policy-pack policy \
+      --policy-pack-config "$policy_config" --non-interactive
     ;;
   *)
     echo "usage: deploy.sh login|preview|up" >&2

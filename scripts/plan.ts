@@ -92,13 +92,27 @@ function differing(r: Recorded, all: Map<string, Map<string, Recorded>>): string
     .sort();
 }
 
-function printTree(n: Node, settings: (n: Node) => string, depth = 0): void {
+function printTree(n: Node, differs: (n: Node) => boolean, depth = 0): void {
   const pad = "  ".repeat(depth);
-  const extra = [n.protect ? "protected" : "", n.custom ? settings(n) : ""]
+  const extra = [n.protect ? "protected" : "", n.custom && differs(n) ? "differs by stack" : ""]
     .filter(Boolean)
     .join(", ");
   console.log(`${pad}${n.custom ? "" : "▸ "}${n.type}  ${n.name}${extra ? `  [${extra}]` : ""}`);
-  for (const c of n.children) printTree(c, settings, depth + 1);
+  for (const c of n.children) printTree(c, differs, depth + 1);
+}
+
+/** A value for the table: absent says so, long values are cut. */
+function cell(value: string | undefined): string {
+  if (value === undefined) return "(not set)";
+  return value.length > 48 ? `${value.slice(0, 45)}...` : value;
+}
+
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const r of rows) console.log(line(r));
 }
 
 function count(n: Node, custom: boolean): number {
@@ -181,29 +195,59 @@ async function main() {
   const resources = [...recorded];
   const roots = Object.values(platform).map((r) => tree(r as pulumi.Resource));
   const byKey = new Map(resources.map((r) => [key(r), r]));
-  const settings = (n: Node) => {
+  const differs = (n: Node) => {
     const r = byKey.get(key(n));
-    if (!r) return "";
-    const l = leaves(r.inputs);
-    return differing(r, all)
-      .map((k) => `${k}=${l[k] ?? "∅"}`)
-      .join(", ");
+    return r ? differing(r, all).length > 0 : false;
   };
 
   console.log(`HOTH plan for stack '${stack}' (offline, under Pulumi mocks)\n`);
-  for (const root of roots) printTree(root, settings);
+  for (const root of roots) printTree(root, differs);
   const custom = roots.reduce((a, r) => a + count(r, true), 0);
   const components = roots.reduce((a, r) => a + count(r, false), 0);
   console.log(
     `\n${custom + components} resources: ${custom} custom (incl. providers), ${components} components`,
   );
+  console.log(
+    `per stack: ${STACKS.map((s) => `${s} ${all.get(s)?.size ?? 0}`).join(", ")} (custom resources and components)`,
+  );
+
+  // What differs between the stacks, setting by setting (names with the stack aside).
+  const rows: string[][] = [];
+  const keys = new Set(STACKS.flatMap((s) => [...(all.get(s)?.keys() ?? [])]));
+  for (const k of [...keys].sort()) {
+    const twins = STACKS.map((s) => all.get(s)?.get(k));
+    const present = twins.find((t): t is Recorded => t !== undefined) as Recorded;
+    const name = `${present.type.split(":").slice(1).join(":").split(":")[0]} ${present.name.replace(/^hoth-(dev|test|prod)$/, "hoth-<stack>")}`;
+    if (twins.some((t) => !t)) {
+      rows.push([name, "(resource)", ...twins.map((t) => (t ? "yes" : "no"))]);
+      continue;
+    }
+    for (const setting of differing(present, all)) {
+      rows.push([
+        name,
+        setting,
+        ...twins.map((t, i) =>
+          cell(
+            leaves((t as Recorded).inputs)[setting]?.replaceAll(
+              `hoth-${STACKS[i]}`,
+              "hoth-<stack>",
+            ),
+          ),
+        ),
+      ]);
+    }
+  }
+  console.log(`\nSettings that differ between stacks (${rows.length}):\n`);
+  printTable(["resource", "setting", ...STACKS], rows);
   writeDiagram(
     mermaid(
       roots.filter((r) => !r.custom),
       resources,
     ),
   );
-  console.log("Wrote docs/architecture.md (Mermaid diagram of components and data flow)");
+  console.log(
+    "Wrote docs/architecture.md and README.md (Mermaid diagram of components and data flow)",
+  );
 }
 
 main().catch((e) => {

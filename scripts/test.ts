@@ -63,13 +63,30 @@ for (const step of steps) {
   }
 }
 
-let mocha = { passed: 0, failed: 0 };
+let mocha = { passed: 0, failed: 0, pending: 0 };
 try {
   mocha = JSON.parse(fs.readFileSync(path.join(REPORTS, "mocha-summary.json"), "utf8"));
 } catch {
   failed.push("mocha (no result)");
 }
 
+/** pytest's counts, from its JUnit XML (its own summary line is far above by now). */
+function pytestCounts(): string {
+  try {
+    const xml = fs.readFileSync(path.join(REPORTS, "pytest.xml"), "utf8");
+    const suite = /<testsuite\b[^>]*>/.exec(xml)?.[0] ?? "";
+    const n = (name: string) => Number(new RegExp(`\\b${name}="(\\d+)"`).exec(suite)?.[1] ?? 0);
+    const bad = n("failures") + n("errors");
+    return `pytest: ${n("tests") - bad - n("skipped")} passed, ${bad} failed, ${n("skipped")} skipped`;
+  } catch {
+    return "pytest: no result";
+  }
+}
+
 console.log(failed.length ? `\nFAILED: ${failed.join(", ")}` : "\nAll checks and tests passed.");
-console.log(`mocha: ${mocha.passed} passed, ${mocha.failed} failed`);
+console.log(
+  `Handler logs of the run: ${path.relative(ROOT, path.join(REPORTS, "handler-logs.jsonl"))}`,
+);
+console.log(pytestCounts());
+console.log(`mocha: ${mocha.passed} passed, ${mocha.failed} failed, ${mocha.pending} skipped`);
 process.exit(failed.length ? 1 : 0);

@@ -52,8 +52,8 @@ describe("Postman collection and environments", () => {
     const items = parsed.items.all() as Item[];
     const called = new Set(
       items.map((i) => {
-        const p = `/${i.request.url.path?.join("/")}`.replace(/\{\{\w+\}\}/, (v) =>
-          v.includes("Id") ? "{id}" : v,
+        const p = `/${i.request.url.path?.join("/")}`.replace(/\{\{\w+\}\}/g, (v) =>
+          v.includes("Version") ? "{vid}" : v.includes("Id") ? "{id}" : v,
         );
         return `${i.request.method} ${p}`;
       }),

@@ -137,12 +137,14 @@ const UNAUTHORIZED = {
   diagnostics: "Unauthorized",
   headers: { "www-authenticate": "Bearer" },
 };
-const ACCESS_DENIED = {
+/** The 403 names the scope the authorizer's context says the route needs (empty when it names none). */
+const accessDenied = (requiredScope = "") => ({
   status: 403,
   code: "forbidden",
-  diagnostics: "User is not authorized to access this resource",
-  headers: { "www-authenticate": null },
-};
+  diagnostics: `The access token's scopes do not grant this route; it needs ${requiredScope}`,
+  headers: { "www-authenticate": 'Bearer error="insufficient_scope"' },
+});
+const ACCESS_DENIED = accessDenied();
 const MISSING_AUTHENTICATION_TOKEN = {
   status: 404,
   code: "not-found",
@@ -352,7 +354,7 @@ describe("API Gateway emulator (local/apiGateway.ts)", () => {
       });
     });
 
-    it("evaluates a cached policy against the method ARN of the route now called", async () => {
+    it("caches a decision per route (context.httpMethod, context.resourcePath), not across routes", async () => {
       const authorizer = fakeAuthorizer(() =>
         decision({ Effect: "Allow", Resource: [`${API_ARN}/POST/health`] }),
       );
@@ -361,11 +363,28 @@ describe("API Gateway emulator (local/apiGateway.ts)", () => {
 
       const health = await call("POST", "/health");
       const member = await call("GET", "/members/m-1");
+      const again = await call("GET", "/members/m-2");
 
       assert.equal(health.status, 200);
       await assertOutcome(member, ACCESS_DENIED);
-      assert.equal(authorizer.events.length, 1);
+      await assertOutcome(again, ACCESS_DENIED);
+      assert.deepEqual(
+        authorizer.events.map((e) => `${e.httpMethod} ${e.resource}`),
+        ["POST /health", "GET /members/{id}"],
+      );
       assert.equal(app.calls.length, 1);
+    });
+
+    it("names in the 403 the scope the authorizer's Deny says the route needs", async () => {
+      const authorizer = fakeAuthorizer(() => ({
+        ...decision({ Effect: "Deny", Resource: [`${API_ARN}/*/*`] }),
+        context: { ...CONTEXT, requiredScope: "system/Task.c" },
+      }));
+      const { call } = await startGateway({ authorizer, app: fakeApp() });
+
+      const res = await call("POST", "/migrations", { body: "{}" });
+
+      await assertOutcome(res, accessDenied("system/Task.c"));
     });
 
     it("invokes the authorizer again when any identity source differs", async () => {

@@ -34,12 +34,12 @@ describe("AuthorizedApi", () => {
   describe("in the dev stack", () => {
     before(() => deploy("dev"));
 
-    it("puts a REQUEST authorizer keyed on Authorization and X-Client-Id in front of every route", () => {
+    it("puts a REQUEST authorizer keyed on Authorization, X-Client-Id and the route in front of every route", () => {
       const authorizer = find("aws:apigateway/authorizer:Authorizer", "hoth-authorizer");
       assert.equal(authorizer.inputs.type, "REQUEST");
       assert.equal(
         authorizer.inputs.identitySource,
-        "method.request.header.Authorization,method.request.header.X-Client-Id",
+        "method.request.header.Authorization,method.request.header.X-Client-Id,context.httpMethod,context.resourcePath",
       );
       assert.equal(authorizer.inputs.authorizerResultTtlInSeconds, 300);
       assert.equal(
@@ -88,10 +88,28 @@ describe("AuthorizedApi", () => {
           `${EXEC}/authorizers/hoth-dev-okta-smart`,
         ],
         [
+          "hoth-get-members-id-_history-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/GET/members/*/_history`,
+        ],
+        [
+          "hoth-get-members-id-_history-vid-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/GET/members/*/_history/*`,
+        ],
+        [
           "hoth-get-members-id-invoke",
           "hoth-dev-app",
           "apigateway.amazonaws.com",
           `${EXEC}/*/GET/members/*`,
+        ],
+        [
+          "hoth-get-members-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/GET/members`,
         ],
         [
           "hoth-get-migrations-id-invoke",
@@ -145,6 +163,15 @@ describe("AuthorizedApi", () => {
         "gatewayresponse.header.Content-Type": "'application/fhir+json'",
         "gatewayresponse.header.WWW-Authenticate": "'Bearer'",
       });
+      const denied = find("aws:apigateway/response:Response", "hoth-response-access-denied");
+      assert.deepEqual(denied.inputs.responseTemplates, {
+        "application/json":
+          '{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"forbidden","diagnostics":"The access token\'s scopes do not grant this route; it needs $context.authorizer.requiredScope"}]}',
+      });
+      assert.deepEqual(denied.inputs.responseParameters, {
+        "gatewayresponse.header.Content-Type": "'application/fhir+json'",
+        "gatewayresponse.header.WWW-Authenticate": `'Bearer error="insufficient_scope"'`,
+      });
     });
 
     it("runs both functions on nodejs22.x arm64 with tracing, bounded concurrency and their settings", () => {
@@ -177,6 +204,7 @@ describe("AuthorizedApi", () => {
         LOG_LEVEL: "DEBUG",
         STATE_MACHINE_ARN: `arn:aws:states:us-east-1:${ACCOUNT_ID}:stateMachine:hoth-dev-migration`,
         LAKE_BUCKET: "hoth-dev-lake",
+        REGISTRY_TABLE: "hoth-dev-member-registry",
       });
       assert.deepEqual((fn("authorizer").environment as { variables: object }).variables, {
         NODE_OPTIONS: "--enable-source-maps",
@@ -232,16 +260,6 @@ describe("AuthorizedApi", () => {
           "hoth-app-routes",
           [
             {
-              Sid: "RegisterMembers",
-              Effect: "Allow",
-              Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-              Resource: [
-                "arn:aws:s3:::hoth-dev-lake/landing/*/members/*",
-                "arn:aws:s3:::hoth-dev-lake/registry/*",
-                "arn:aws:s3:::hoth-dev-lake/idempotency/*",
-              ],
-            },
-            {
               Sid: "StartMigrations",
               Effect: "Allow",
               Action: "states:StartExecution",
@@ -260,11 +278,32 @@ describe("AuthorizedApi", () => {
               Resource: "arn:aws:s3:::hoth-dev-lake/reports/*",
             },
             {
+              // Reports are only read: no data key is generated.
               Sid: "LakeKey",
               Effect: "Allow",
-              Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+              Action: "kms:Decrypt",
               Resource: KEY_ARN,
               Condition: { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } },
+            },
+            {
+              Sid: "MemberRegistry",
+              Effect: "Allow",
+              Action: [
+                "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
+                "dynamodb:Query",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:ConditionCheckItem",
+              ],
+              Resource: `arn:aws:dynamodb:us-east-1:${ACCOUNT_ID}:table/hoth-dev-member-registry`,
+            },
+            {
+              Sid: "RegistryKey",
+              Effect: "Allow",
+              Action: ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+              Resource: KEY_ARN,
+              Condition: { StringEquals: { "kms:ViaService": "dynamodb.us-east-1.amazonaws.com" } },
             },
           ],
         ],

@@ -135,6 +135,21 @@ describe("stack configuration", () => {
       "hoth:lambda.timeoutSeconds: must be at most 29; set it with: pulumi config set --path 'hoth:lambda.timeoutSeconds' <value> --stack dev",
     ],
     [
+      "a key inside okta the project does not know",
+      { "hoth:okta": okta({ audiences: ["api://hoth"] }) },
+      "hoth:okta.audiences: is not a setting of this project; remove it (pulumi config rm --path 'hoth:okta.audiences' --stack dev)",
+    ],
+    [
+      "a number that is not one",
+      { "hoth:kmsDeletionWindowDays": "ten" },
+      "hoth:kmsDeletionWindowDays: must be a number; set it with: pulumi config set hoth:kmsDeletionWindowDays 30 --stack dev",
+    ],
+    [
+      "a retention that is not a number",
+      { "hoth:logRetentionDays": "a week" },
+      "hoth:logRetentionDays: must be a number; set it with: pulumi config set hoth:logRetentionDays 30 --stack dev",
+    ],
+    [
       "an unknown setting",
       { "hoth:retention": "30" },
       "hoth:retention: is not a setting of this project; remove it (pulumi config rm hoth:retention --stack dev)",
@@ -145,6 +160,13 @@ describe("stack configuration", () => {
       assert.deepEqual(problemsOf("dev", overrides), [message]);
     });
   }
+
+  it("reports a one-letter typo of a key as the unknown key plus the required one", () => {
+    assert.deepEqual(problemsOf("dev", { "hoth:logLevel": undefined, "hoth:logLevl": "INFO" }), [
+      "hoth:logLevl: is not a setting of this project; remove it (pulumi config rm hoth:logLevl --stack dev)",
+      "hoth:logLevel: is required; set it with: pulumi config set hoth:logLevel INFO --stack dev",
+    ]);
+  });
 
   it("reports every problem at once", () => {
     const problems = problemsOf("prod", { "hoth:prefix": "X", "hoth:logLevel": "LOUD" });

@@ -122,7 +122,6 @@ describe("GlueJobs", () => {
           ["expire-quarantine", { prefix: "quarantine/" }, 30],
           ["expire-landing", { prefix: "landing/" }, 7],
           ["expire-tmp", { prefix: "tmp/" }, 1],
-          ["expire-idempotency-records", { prefix: "idempotency/" }, 2],
           ["abort-incomplete-uploads", {}, undefined],
           ["expire-noncurrent-versions", {}, undefined],
         ],

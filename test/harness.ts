@@ -48,6 +48,8 @@ function arnFor(type: string, name: string, inputs: Record<string, unknown>): st
       return `arn:aws:events:${base}:rule/${n}`;
     case "aws:cloudwatch/logGroup:LogGroup":
       return `arn:aws:logs:${base}:log-group:${n}`;
+    case "aws:dynamodb/table:Table":
+      return `arn:aws:dynamodb:${base}:table/${n}`;
     default: {
       const [, mod] = type.split(":");
       return `arn:aws:${mod.split("/")[0]}:${base}:${name}`;

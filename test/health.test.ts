@@ -38,6 +38,7 @@ describe("app handler: POST /health against a real Secrets Manager API (moto)", 
       APP_SECRET_ID: secretName,
       STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:hoth-test-migration",
       LAKE_BUCKET: "hoth-test-lake",
+      REGISTRY_TABLE: "hoth-test-registry",
       STACK: "test",
       SECRET_CACHE_TTL_SECONDS: "300",
     }));
@@ -98,7 +99,13 @@ describe("app handler: POST /health against a real Secrets Manager API (moto)", 
     assert.equal(notFound.headers?.["Content-Type"], "application/fhir+json");
     assert.deepEqual(JSON.parse(notFound.body), {
       resourceType: "OperationOutcome",
-      issue: [{ severity: "error", code: "not-found", diagnostics: "No route for POST /nope" }],
+      issue: [
+        {
+          severity: "error",
+          code: "not-found",
+          diagnostics: "No route matches this method and path",
+        },
+      ],
     });
     assert.equal(wrongMethod.statusCode, 405);
     assert.equal(wrongMethod.headers?.Allow, "POST");
@@ -223,6 +230,7 @@ describe("the bundled app (dist/app/index.js)", () => {
         APP_SECRET_ID: name,
         STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:m",
         LAKE_BUCKET: "lake",
+        REGISTRY_TABLE: "registry",
         AWS_ENDPOINT_URL: url,
       },
       encoding: "utf8",

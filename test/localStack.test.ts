@@ -3,6 +3,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { type AttributeValue, DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { EXAMPLES } from "../components/openapi";
 import { fetchToken, LOCAL_CLIENTS } from "../local/okta";
@@ -34,21 +35,35 @@ describe("local stack (npm start) end to end", function () {
       headers: {
         ...(opts.token ? { Authorization: `Bearer ${opts.token}` } : {}),
         ...(opts.clientId ? { "X-Client-Id": opts.clientId } : {}),
-        ...(opts.body ? { "Content-Type": "application/fhir+json" } : {}),
+        ...(opts.body
+          ? {
+              "Content-Type": urlPath.startsWith("/migrations")
+                ? "application/json"
+                : "application/fhir+json",
+            }
+          : {}),
         ...(opts.key ? { "Idempotency-Key": opts.key } : {}),
       },
       body: opts.body ? JSON.stringify(opts.body) : undefined,
     });
     return { status: res.status, headers: res.headers, body: (await res.json()) as Json };
   };
-  const patient = {
+  const unique = () => `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+  /** A member with an identifier no other registration uses (the registry holds each once). */
+  const newPatient = () => ({
     resourceType: "Patient",
-    identifier: [{ system: "https://example.org/mrn", value: "LOCAL-1" }],
+    identifier: [{ system: "https://example.org/mrn", value: `LOCAL-${unique()}` }],
     name: [{ family: "Local", given: ["Lee"] }],
     gender: "other",
     birthDate: "1990-01-01",
-  };
-  const unique = () => `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+  });
+  const patient = newPatient();
+  const transaction = () => ({
+    ...EXAMPLES.transaction,
+    entry: EXAMPLES.transaction.entry.map((e, i) =>
+      i === 0 ? { ...e, resource: { ...e.resource, identifier: newPatient().identifier } } : e,
+    ),
+  });
 
   /** Starts a migration and follows it through the API until it leaves RUNNING. */
   async function migrate(token: string, body: unknown) {
@@ -92,6 +107,27 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
     return JSON.parse(run.stdout) as Json[];
   }
 
+  /** How many resources of a type an organisation has committed in the registry (its heads). */
+  async function registryHeads(org: string, type: string): Promise<number> {
+    const db = new DynamoDBClient({ endpoint: stack.motoUrl });
+    let count = 0;
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await db.send(
+        new QueryCommand({
+          TableName: stack.registryTable,
+          KeyConditionExpression: "pk = :pk AND begins_with(sk, :type)",
+          ExpressionAttributeValues: { ":pk": { S: `H#${org}` }, ":type": { S: `${type}/` } },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      count += page.Items?.length ?? 0;
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return count;
+  }
+
   const keys = async (prefix: string) =>
     (
       (await s3.send(new ListObjectsV2Command({ Bucket: stack.lakeBucket, Prefix: prefix })))
@@ -129,7 +165,7 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
     const bundle = await call("POST", "/members", {
       token,
       clientId: acme.clientId,
-      body: EXAMPLES.transaction,
+      body: transaction(),
     });
     assert.equal(bundle.status, 200);
     assert.equal(bundle.body.type, "transaction-response");
@@ -210,22 +246,44 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
     );
   });
 
-  it("migrates registered members (FHIR path) into the curated patient table", async () => {
-    const token = await fetchToken(stack.tokenUrl, acme, "system/Patient.cruds system/Task.cruds");
-    const member = await call("POST", "/members", {
-      token,
-      clientId: acme.clientId,
-      body: patient,
-    });
+  it("migrates exactly the committed registry members: refused and conflicting registrations never reach curated data", async () => {
+    const token = await fetchToken(
+      stack.tokenUrl,
+      acme,
+      "system/Patient.cruds system/Coverage.cruds system/Task.cruds",
+    );
+    const as = { token, clientId: acme.clientId };
+    // Prepare: one committed member, one refused transaction, one conflicting POST
+    const member = await call("POST", "/members", { ...as, body: newPatient() });
     assert.equal(member.status, 201);
-
-    const done = await migrate(token, { source: "fhir", inputPrefix: "members/" });
-
+    const incomplete = { ...newPatient(), birthDate: undefined };
+    const refused = await call("POST", "/members", {
+      ...as,
+      body: {
+        resourceType: "Bundle",
+        type: "transaction",
+        entry: [newPatient(), incomplete].map((resource) => ({
+          resource,
+          request: { method: "POST", url: "Patient" },
+        })),
+      },
+    });
+    assert.equal(refused.status, 422);
+    const conflict = await call("POST", "/members", {
+      ...as,
+      body: { ...newPatient(), identifier: member.body.identifier },
+    });
+    assert.equal(conflict.status, 409);
+    const committed = await registryHeads("acme", "Patient");
+    // Act
+    const done = await migrate(token, { source: "registry" });
+    // Assess: one curated row per committed Patient, the new member among them
     assert.equal(done.status, "SUCCEEDED", JSON.stringify(done.error));
     const rows = parquet(
       `curated/patient/org=acme/ingest_date=${done.report.ingestDate}/run_id=${done.id}/`,
     );
-    assert.equal(rows.length, done.report.written.Patient);
+    assert.equal(rows.length, committed);
+    assert.equal(done.report.written.Patient, committed);
     assert.ok(rows.some((r) => r.id === member.body.id));
   });
 
@@ -283,12 +341,36 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
       key: unique(),
     });
     assert.equal(noMigrationScope.status, 403);
+    // The gateway's 403 names the scope the route needs (the authorizer's Deny context).
+    assert.deepEqual(
+      [refused.body.issue[0].diagnostics, noMigrationScope.body.issue[0].diagnostics],
+      [
+        "The access token's scopes do not grant this route; it needs system/Patient.c",
+        "The access token's scopes do not grant this route; it needs system/Task.c",
+      ],
+    );
+    assert.equal(refused.headers.get("www-authenticate"), 'Bearer error="insufficient_scope"');
     const forged = await call("POST", "/health", { token: "a.b.c", clientId: acme.clientId });
     assert.equal(forged.status, 401);
     const unknown = await call("GET", "/nowhere", { token: readOnly, clientId: acme.clientId });
     // MISSING_AUTHENTICATION_TOKEN, answered as 404 (components/gatewayResponses.ts)
     assert.equal(unknown.status, 404);
     assert.equal(unknown.body.issue[0].code, "not-found");
+  });
+
+  it("answers a token with an empty signature with 401 and keeps serving valid tokens (issue 14)", async () => {
+    const valid = await fetchToken(stack.tokenUrl, acme, "system/Patient.rs");
+    const kid = JSON.parse(Buffer.from(valid.split(".")[0], "base64url").toString()).kid;
+    const b64u = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+    const attack = `${b64u({ alg: "RS256", kid })}.${b64u({ exp: Math.floor(Date.now() / 1000) + 600 })}.`;
+    // Empty, and a signature of the right size that verifies nothing (this one reaches the library).
+    for (const [i, token] of [attack, `${attack}${"A".repeat(342)}`, attack].entries()) {
+      const res = await call("POST", "/health", { token, clientId: `attacker-${i}` });
+      assert.equal(res.status, 401);
+      assert.equal(res.body.issue[0].code, "login");
+    }
+    const after = await call("POST", "/health", { token: valid, clientId: acme.clientId });
+    assert.equal(after.status, 200);
   });
 
   it("refuses a client with a wrong secret at the token endpoint", async () => {

@@ -259,7 +259,7 @@ describe("migration state machine definition", () => {
         [cause?.name, cause?.message],
         [
           "InvalidInput",
-          "Input needs runId, org and inputPrefix (strings) and source 'legacy' or 'fhir'",
+          "Input needs runId, org and inputPrefix (strings) and source 'legacy', 'fhir' or 'registry'",
         ],
       );
     });

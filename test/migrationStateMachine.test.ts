@@ -45,9 +45,9 @@ describe("MigrationStateMachine", () => {
       );
     });
 
-    it("lets its role run only the two jobs and publish only to the project's bus", () => {
+    it("lets its role run only the two jobs, invoke only the registry export and publish only to the project's bus", () => {
       const statements = doc(find("aws:iam/rolePolicy:RolePolicy", "hoth-policy")).Statement;
-      assert.deepEqual(statements.slice(0, 2), [
+      assert.deepEqual(statements.slice(0, 3), [
         {
           Sid: "RunGlueJobs",
           Effect: "Allow",
@@ -58,6 +58,12 @@ describe("MigrationStateMachine", () => {
           ],
         },
         {
+          Sid: "InvokeTaskFunctions",
+          Effect: "Allow",
+          Action: "lambda:InvokeFunction",
+          Resource: [`arn:aws:lambda:${base}:function:hoth-dev-registry-export`],
+        },
+        {
           Sid: "PublishEvents",
           Effect: "Allow",
           Action: "events:PutEvents",
@@ -65,7 +71,7 @@ describe("MigrationStateMachine", () => {
         },
       ]);
       assert.deepEqual(
-        statements.slice(2).map((s: { Sid: string; Resource: string }) => [s.Sid, s.Resource]),
+        statements.slice(3).map((s: { Sid: string; Resource: string }) => [s.Sid, s.Resource]),
         [
           ["DeliverLogs", "*"],
           ["WriteTraces", "*"],
@@ -147,6 +153,7 @@ describe("MigrationStateMachine", () => {
           lakeBucket: "lake",
           legacyJob: { name: "l", arn: "arn:l" },
           ingestJob: { name: "i", arn: "arn:i" },
+          registryExport: { arn: "arn:e", timeoutSeconds: 300 },
           jobTimeoutSeconds: 60,
           logRetentionDays: 14,
           schedule: { enabled: true, org: "o", inputPrefix: "p/" },

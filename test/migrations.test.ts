@@ -4,13 +4,15 @@ import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secre
 import {
   CreateStateMachineCommand,
   DescribeExecutionCommand,
+  ExecutionAlreadyExists,
   ListExecutionsCommand,
   SFNClient,
+  StartExecutionCommand,
 } from "@aws-sdk/client-sfn";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { migrationDefinition } from "../components/migrationDefinition";
 import { createLogger } from "../handlers/lib/logger";
-import { getMigration, migrationId } from "../handlers/routes/migrations";
+import { getMigration, migrationId, startMigration } from "../handlers/routes/migrations";
 import { lambdaContext, loadHandler, proxyEvent } from "./support/handlers";
 import { freePort, startMoto } from "./support/moto";
 
@@ -21,18 +23,29 @@ const LAKE = "hoth-test-lake";
 function request(
   method: "GET" | "POST",
   path: string,
-  opts: { body?: unknown; key?: string; org?: string | null; rawBody?: string } = {},
+  opts: {
+    body?: unknown;
+    key?: string;
+    org?: string | null;
+    rawBody?: string;
+    scopes?: string;
+    contentType?: string | null;
+  } = {},
 ): APIGatewayProxyEvent {
   const base = proxyEvent("health");
   const authorizer = { ...base.requestContext.authorizer } as Record<string, unknown>;
   if (opts.org === null) delete authorizer.org;
   else authorizer.org = opts.org ?? "acme";
+  authorizer.scopes = opts.scopes ?? "system/Task.cr";
+  const headers: Record<string, string | undefined> = { ...base.headers };
+  if (opts.contentType === null) delete headers["Content-Type"];
+  else if (opts.contentType !== undefined) headers["Content-Type"] = opts.contentType;
   return {
     ...base,
     httpMethod: method,
     path,
     resource: path.startsWith("/migrations/") ? "/migrations/{id}" : path,
-    headers: { ...base.headers, ...(opts.key ? { "Idempotency-Key": opts.key } : {}) },
+    headers: { ...headers, ...(opts.key ? { "Idempotency-Key": opts.key } : {}) },
     body: opts.rawBody ?? (opts.body === undefined ? null : JSON.stringify(opts.body)),
     requestContext: { ...base.requestContext, authorizer },
   };
@@ -58,6 +71,8 @@ describe("migrations API against moto (Step Functions, S3)", () => {
           migrationDefinition({
             legacyJobName: "l",
             ingestJobName: "i",
+            registryExportFunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:e",
+            registryExportTimeoutSeconds: 300,
             lakeBucket: LAKE,
             eventBusName: "b",
             legacyTimeoutSeconds: 60,
@@ -75,6 +90,7 @@ describe("migrations API against moto (Step Functions, S3)", () => {
       APP_SECRET_ID: secret,
       STATE_MACHINE_ARN: stateMachineArn,
       LAKE_BUCKET: LAKE,
+      REGISTRY_TABLE: "hoth-test-registry",
     }));
   });
 
@@ -125,6 +141,71 @@ describe("migrations API against moto (Step Functions, S3)", () => {
     assert.equal((await executions()).length, before);
   });
 
+  it("accepts the SMART v1 and wildcard spellings of Task create and read, and application/json with a charset", async () => {
+    for (const [i, scopes] of [
+      "system/Task.write system/Task.read",
+      "system/*.*",
+      "system/*.cruds",
+    ].entries()) {
+      const started = await handler(
+        request("POST", "/migrations", {
+          key: `k-spelling-${i}`,
+          scopes,
+          contentType: "Application/JSON; charset=utf-8",
+          body: { source: "fhir", inputPrefix: "a/" },
+        }),
+        lambdaContext(),
+      );
+      assert.equal(started.statusCode, 202, scopes);
+      const got = await handler(
+        request("GET", started.headers?.Location as string, { scopes }),
+        lambdaContext(),
+      );
+      assert.equal(got.statusCode, 200, scopes);
+    }
+  });
+
+  it("answers a replay after the run ended with the original 202 and Location and the run's current state", async () => {
+    // Prepare: Step Functions as AWS answers once the execution has SUCCEEDED
+    const id = migrationId("acme", "k-ended");
+    const input = JSON.stringify({ runId: id, org: "acme", source: "fhir", inputPrefix: "a/" });
+    const ended = {
+      send: async (command: unknown) => {
+        if (command instanceof StartExecutionCommand) {
+          throw new ExecutionAlreadyExists({ message: "Execution Already Exists", $metadata: {} });
+        }
+        return {
+          status: "SUCCEEDED",
+          input,
+          startDate: new Date("2026-11-22T10:00:00Z"),
+          stopDate: new Date("2026-11-22T10:05:00Z"),
+        };
+      },
+    } as unknown as SFNClient;
+    const replay = (body: unknown) =>
+      startMigration(
+        { stateMachineArn, lakeBucket: LAKE },
+        ended,
+      )({
+        event: request("POST", "/migrations", { key: "k-ended", body }),
+        params: {},
+        correlationId: "c",
+        logger: createLogger("test"),
+      });
+    // Act
+    const res = await replay({ source: "fhir", inputPrefix: "a/" });
+    // Assess
+    assert.equal(res.statusCode, 202);
+    assert.equal(res.headers?.Location, `/migrations/${id}`);
+    assert.deepEqual(body(res), {
+      id,
+      status: "SUCCEEDED",
+      startDate: "2026-11-22T10:00:00.000Z",
+      stopDate: "2026-11-22T10:05:00.000Z",
+    });
+    await assert.rejects(replay({ source: "fhir", inputPrefix: "b/" }), { statusCode: 409 });
+  });
+
   it("refuses a reused Idempotency-Key with a different body with 409", async () => {
     await handler(
       request("POST", "/migrations", {
@@ -172,7 +253,7 @@ describe("migrations API against moto (Step Functions, S3)", () => {
     assert.deepEqual(issue(other), {
       severity: "error",
       code: "not-found",
-      diagnostics: `Migration ${body(b).id} does not exist`,
+      diagnostics: "The migration does not exist",
     });
   });
 
@@ -221,7 +302,7 @@ describe("migrations API against moto (Step Functions, S3)", () => {
       request("POST", "/migrations", { key: "k1", body: { source: "csv", inputPrefix: "a/" } }),
       400,
       "invalid",
-      "source must be 'legacy' or 'fhir'",
+      "source must be 'legacy', 'fhir' or 'registry'",
     ],
     [
       "a prefix that climbs out of the landing area",
@@ -241,7 +322,7 @@ describe("migrations API against moto (Step Functions, S3)", () => {
       }),
       400,
       "invalid",
-      'Unrecognized key: "org"',
+      "The body may hold only source and inputPrefix",
     ],
     [
       "a token without an organisation",
@@ -259,14 +340,45 @@ describe("migrations API against moto (Step Functions, S3)", () => {
       request("GET", "/migrations/not-an-id"),
       404,
       "not-found",
-      "Migration not-an-id does not exist",
+      "The migration does not exist",
     ],
     [
       "an unknown migration id",
       request("GET", `/migrations/m-${"0".repeat(40)}`),
       404,
       "not-found",
-      `Migration m-${"0".repeat(40)} does not exist`,
+      "The migration does not exist",
+    ],
+    ...(["text/plain", "application/xml", "application/fhir+json", null] as const).map(
+      (contentType): [string, APIGatewayProxyEvent, number, string, string] => [
+        `Content-Type ${contentType ?? "absent"}`,
+        request("POST", "/migrations", {
+          key: "k-media",
+          contentType,
+          body: { source: "fhir", inputPrefix: "a/" },
+        }),
+        415,
+        "not-supported",
+        "POST /migrations takes Content-Type: application/json",
+      ],
+    ),
+    [
+      "a token without a Task create scope",
+      request("POST", "/migrations", {
+        key: "k-scope",
+        scopes: "system/Task.r system/Patient.cruds user/Task.c",
+        body: { source: "fhir", inputPrefix: "a/" },
+      }),
+      403,
+      "forbidden",
+      "The access token's scopes do not grant create on Task; it needs system/Task.c (or a SMART v1 or wildcard scope that includes it)",
+    ],
+    [
+      "a token without a Task read scope",
+      request("GET", `/migrations/m-${"0".repeat(40)}`, { scopes: "system/Task.c" }),
+      403,
+      "forbidden",
+      "The access token's scopes do not grant read on Task; it needs system/Task.r (or a SMART v1 or wildcard scope that includes it)",
     ],
   ];
   for (const [what, event, status, code, diagnostics] of refusals) {

@@ -70,9 +70,14 @@ describe("Postman collection (newman) against the local stack", function () {
     assert.deepEqual(apiCalls(result), [
       ["Health", 200],
       ["Register a Patient", 201],
+      ["Register the same member conditionally (If-None-Exist)", 200],
+      ["Refuse a second member with the same identifier", 409],
       ["Register a Patient and Coverage (transaction)", 200],
       ["Refuse an incomplete Patient", 422],
+      ["Search members by identifier", 200],
       ["Get a member", 200],
+      ["Member history", 200],
+      ["Read a member's first version", 200],
       ["Start a migration", 202],
       ["Follow a migration", 200],
     ]);
@@ -80,7 +85,7 @@ describe("Postman collection (newman) against the local stack", function () {
     // each request's own assertions, plus "has an access token" per request
     assert.deepEqual(
       [summary.run.stats.assertions.total, summary.run.stats.assertions.failed],
-      [17, 0],
+      [31, 0],
     );
   });
 

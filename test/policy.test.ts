@@ -214,4 +214,34 @@ describe("compliance rules", () => {
       ],
     );
   });
+
+  it("requires DynamoDB tables to use a customer key and PITR, and deletion protection where the stack says", () => {
+    const table = (name: string, props: Record<string, unknown>) =>
+      res("aws:dynamodb/table:Table", name, { tags: TAGS, ...props });
+    const good = {
+      serverSideEncryption: { enabled: true, kmsKeyArn: "arn:aws:kms:us-east-1:1:key/k" },
+      pointInTimeRecovery: { enabled: true },
+      deletionProtectionEnabled: true,
+    };
+    const rs = [
+      table("good", good),
+      table("aws-owned", { ...good, serverSideEncryption: { enabled: false } }),
+      table("aws-managed", { ...good, serverSideEncryption: { enabled: true } }),
+      table("no-pitr", { ...good, pointInTimeRecovery: { enabled: false } }),
+      table("unprotected", { ...good, deletionProtectionEnabled: false }),
+    ];
+    const check = (required: boolean) =>
+      rule("dynamodb-table-protection")
+        .check(rs, { requireTableDeletionProtection: required })
+        .map((x) => x.message);
+    assert.deepEqual(check(false), [
+      "table aws-owned is not encrypted with a customer-managed key (serverSideEncryption.kmsKeyArn)",
+      "table aws-managed is not encrypted with a customer-managed key (serverSideEncryption.kmsKeyArn)",
+      "table no-pitr has no point-in-time recovery",
+    ]);
+    assert.deepEqual(check(true), [
+      ...check(false),
+      "table unprotected has no deletion protection, which this stack requires",
+    ]);
+  });
 });

@@ -5,6 +5,7 @@ import program = require("../index");
 
 import { parseStackConfig } from "../components/config";
 import { checkAll } from "../policy/rules";
+import { policyContext } from "../scripts/policy-config";
 import {
   find,
   ofType,
@@ -30,7 +31,7 @@ describe("the whole program under mocks", () => {
     describe(`stack ${stack}`, () => {
       it("passes every rule of the compliance policy pack", async () => {
         await deploy(stack);
-        assert.deepEqual(checkAll(mockedGraph()), []);
+        assert.deepEqual(checkAll(mockedGraph(), policyContext(stack)), []);
       });
 
       it("gives the AWS provider the stack's required tags as defaultTags", async () => {

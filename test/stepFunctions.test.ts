@@ -20,12 +20,15 @@ function fakeGlue(outcome: (job: string) => "SUCCEEDED" | "FAILED" = () => "SUCC
   const runs = new Map<string, JobRun>();
   const started: { job: string; args: Record<string, string> }[] = [];
   let held = true;
+  let silentSince: number | undefined;
   const glue = {
     url: "",
     sparkReady: Promise.resolve({ event: "spark-ready" }),
     logFile: "",
     onEvent: () => {},
     stop: async () => {},
+    pid: undefined,
+    heartbeatAgeMs: () => (silentSince === undefined ? 0 : Date.now() - silentSince),
     async startJobRun(job: string, args: Record<string, string>) {
       const id = `jr_${runs.size + 1}`;
       started.push({ job, args });
@@ -49,6 +52,10 @@ function fakeGlue(outcome: (job: string) => "SUCCEEDED" | "FAILED" = () => "SUCC
     started,
     release: () => {
       held = false;
+    },
+    /** The worker stops sending heartbeats (as under SIGSTOP). */
+    fallSilent: () => {
+      silentSince = Date.now();
     },
   };
 }
@@ -138,6 +145,39 @@ describe("local Step Functions service (the app's SFNClient against it)", () => 
       { name: "ExecutionAlreadyExists" },
     );
     assert.equal(glue.started.length, 1);
+  });
+
+  it("fails a Glue task whose worker fell silent with States.HeartbeatTimeout, and publishes MigrationFailed", async () => {
+    const quick = await startStepFunctions({
+      stateMachineArn: ARN,
+      definition,
+      glue: glue.glue,
+      pollMs: 5,
+      heartbeatTimeoutMs: 100,
+    });
+    try {
+      const client = new SFNClient({
+        endpoint: quick.url,
+        region: "us-east-1",
+        credentials: { accessKeyId: "x", secretAccessKey: "x" },
+      });
+      const out = await client.send(
+        new StartExecutionCommand({
+          stateMachineArn: ARN,
+          name: "m-9",
+          input: input("fhir", "m-9"),
+        }),
+      );
+      glue.fallSilent(); // the run stays RUNNING: only the heartbeat can end the task
+      const settled = await quick.settled(out.executionArn as string);
+      assert.equal(settled.status, "FAILED");
+      const [failed] = quick.events;
+      assert.equal(failed.DetailType, "MigrationFailed");
+      assert.match(JSON.stringify(failed.Detail), /States\.HeartbeatTimeout/);
+      assert.match(JSON.stringify(failed.Detail), /no heartbeat for 0.1 s/);
+    } finally {
+      await quick.stop();
+    }
   });
 
   it("fails the execution with States.TaskFailed and the job run as cause when a Glue run fails", async () => {

@@ -6,26 +6,26 @@ import type { Issue, IssueType } from "./outcome";
  * for the caller and never hold a secret or a patient identifier.
  */
 export class HttpError extends Error {
+  /** The issues the OperationOutcome lists; by default one, from the message. */
+  readonly issues?: Issue[];
+
   constructor(
     readonly statusCode: number,
     readonly code: IssueType,
     message: string,
     readonly headers: Record<string, string> = {},
-    options?: ErrorOptions,
+    options?: ErrorOptions & { issues?: Issue[] },
   ) {
     super(message, options);
     this.name = "HttpError";
+    this.issues = options?.issues;
   }
 }
 
 /** 400; `issues`, when given, are the response's issues (each with its FHIRPath expression). */
 export class BadRequestError extends HttpError {
-  constructor(
-    message: string,
-    code: IssueType = "invalid",
-    readonly issues?: Issue[],
-  ) {
-    super(400, code, message);
+  constructor(message: string, code: IssueType = "invalid", issues?: Issue[]) {
+    super(400, code, message, {}, { issues });
     this.name = "BadRequestError";
   }
 }
@@ -34,6 +34,14 @@ export class ForbiddenError extends HttpError {
   constructor(message: string) {
     super(403, "forbidden", message);
     this.name = "ForbiddenError";
+  }
+}
+
+/** 415: the body is not in a media type the route takes. */
+export class UnsupportedMediaTypeError extends HttpError {
+  constructor(message: string) {
+    super(415, "not-supported", message);
+    this.name = "UnsupportedMediaTypeError";
   }
 }
 
@@ -46,8 +54,10 @@ export class NotFoundError extends HttpError {
 
 /** 422: the resource is well-formed JSON but not valid; carries every issue found. */
 export class UnprocessableError extends HttpError {
-  constructor(readonly issues: Issue[]) {
-    super(422, "processing", "The resource does not validate");
+  declare readonly issues: Issue[];
+
+  constructor(issues: Issue[]) {
+    super(422, "processing", "The resource does not validate", {}, { issues });
     this.name = "UnprocessableError";
   }
 }

@@ -1,5 +1,5 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 
 /** What a route implementation receives from the router. */
 export interface RouteRequest {
@@ -7,6 +7,8 @@ export interface RouteRequest {
   params: Record<string, string>;
   correlationId: string;
   logger: Logger;
+  /** The invocation's context (its remaining time bounds the request's budget). */
+  context?: Context;
 }
 
 export type RouteImpl = (req: RouteRequest) => Promise<APIGatewayProxyResult>;

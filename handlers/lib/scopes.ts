@@ -70,3 +70,66 @@ export function grants(p: Permission, req: ScopeRequirement): boolean {
     p.access.has(req.access)
   );
 }
+
+/**
+ * FHIR RESTful interactions the API serves. `history` is instance-level
+ * history (`GET [type]/[id]/_history`); type-level history is a search.
+ */
+export type Interaction = "create" | "read" | "vread" | "update" | "delete" | "history" | "search";
+
+/**
+ * The SMART v2 permission letter each interaction needs, from the table in
+ * https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html#scopes-for-requesting-fhir-resources
+ * (r covers read, vread and instance history; s covers search). SMART v1
+ * `read` grants r and s, `write` grants c, u and d, `*` all (see parseScope).
+ */
+export const INTERACTION_ACCESS: Readonly<Record<Interaction, Access>> = {
+  create: "c",
+  read: "r",
+  vread: "r",
+  history: "r",
+  update: "u",
+  delete: "d",
+  search: "s",
+};
+
+/**
+ * Whether these scopes let an organisation (system/ context) perform an
+ * interaction on a resource type. Scopes may be given as granted strings
+ * (v1 or v2, wildcards included; malformed ones grant nothing) or already
+ * parsed. Pure: no I/O, no defaults; an empty list permits nothing.
+ *
+ *   permits(["system/Patient.cruds"], "Patient", "vread")  // true
+ *   permits(["system/*.read"], "Coverage", "search")       // true
+ *   permits(["system/Patient.c"], "Coverage", "create")    // false
+ *   permits(["patient/*.*"], "Patient", "read")            // false: not system/
+ */
+export function permits(
+  scopes: readonly (string | Permission)[],
+  resourceType: string,
+  interaction: Interaction,
+): boolean {
+  const req: ScopeRequirement = { resource: resourceType, access: INTERACTION_ACCESS[interaction] };
+  return scopes.some((s) => {
+    const p = typeof s === "string" ? parseScope(s) : s;
+    return p !== undefined && grants(p, req);
+  });
+}
+
+/** The narrowest SMART v2 scope that grants an interaction, e.g. `system/Coverage.c`. */
+export function requiredScope(resourceType: string, interaction: Interaction): string {
+  return scopeName({ resource: resourceType, access: INTERACTION_ACCESS[interaction] });
+}
+
+/** A route requirement as a SMART v2 scope, e.g. `system/Task.r`. */
+export const scopeName = (req: ScopeRequirement) => `system/${req.resource}.${req.access}`;
+
+/**
+ * The resource types the API serves. Access checks take only these, so an
+ * error naming the scope it needs can never repeat a type the caller sent.
+ */
+export const API_RESOURCE_TYPES = ["Patient", "Coverage", "Task"] as const;
+export type ApiResourceType = (typeof API_RESOURCE_TYPES)[number];
+
+export const isApiResourceType = (t: unknown): t is ApiResourceType =>
+  (API_RESOURCE_TYPES as readonly unknown[]).includes(t);

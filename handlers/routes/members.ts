@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
+import { Deadline } from "../lib/deadline";
 import {
   BadRequestError,
   ConflictError,
@@ -7,19 +8,48 @@ import {
   NotFoundError,
   UnprocessableError,
 } from "../lib/errors";
-import { type Json, validateBundleShape, validateMember } from "../lib/fhir";
+import { validateBundleShape, validateMember } from "../lib/fhir";
 import type { RouteImpl } from "../lib/http";
-import type { MemberStore } from "../lib/memberStore";
+import {
+  type Entry,
+  ID,
+  identifierCriterion,
+  issue,
+  type Planned,
+  parseETag,
+  plan,
+  type Refusal,
+  references,
+  refusalsOf,
+} from "../lib/memberPlan";
 import { FHIR_JSON, type Issue, operationOutcome } from "../lib/outcome";
+import {
+  type Head,
+  IDEMPOTENCY_TTL_DAYS,
+  type IdempotencyRecord,
+  type Json,
+  type MemberRegistry,
+  TransactionRefused,
+} from "../lib/registry";
 import { header, tenant } from "../lib/request";
 
 /** Largest accepted body (the API allows 10 MB; registration wants far less). */
 export const MAX_BODY_BYTES = 1024 * 1024;
+/** Largest resource the registry stores (a DynamoDB item holds at most 400 KB). */
+export const MAX_RESOURCE_BYTES = 300 * 1024;
+/** Entries of one transaction Bundle: it is one DynamoDB transaction (100 actions). */
+export const MAX_TRANSACTION_ENTRIES = 25;
+/** Entries of one batch Bundle (each entry is its own transaction). */
+export const MAX_BATCH_ENTRIES = 1000;
+/** Versions a history Bundle lists, newest first. */
+export const HISTORY_PAGE = 100;
+const BATCH_PARALLEL = 8;
 const ACCEPTED_TYPES = ["application/fhir+json", "application/json"];
-const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
 export interface MemberDeps {
-  store: MemberStore;
+  registry: MemberRegistry;
+  /** The request budget (ms) when the invocation gives none. */
+  budgetMs?: number;
   now?: () => Date;
   newId?: () => string;
 }
@@ -33,6 +63,17 @@ const fhirResponse = (
   headers: { "Content-Type": FHIR_JSON, ...headers },
   body: JSON.stringify(body),
 });
+
+const STATUS_TEXT: Record<number, string> = {
+  200: "200 OK",
+  201: "201 Created",
+  400: "400 Bad Request",
+  403: "403 Forbidden",
+  404: "404 Not Found",
+  409: "409 Conflict",
+  412: "412 Precondition Failed",
+  422: "422 Unprocessable Entity",
+};
 
 /** The body as JSON, after the content-type and size checks (415, 413, 400). */
 function readBody(event: APIGatewayProxyEvent): { json: Json; raw: Buffer } {
@@ -60,110 +101,90 @@ function readBody(event: APIGatewayProxyEvent): { json: Json; raw: Buffer } {
   return { json: json as Json, raw };
 }
 
-/** Every `reference` in a resource, with the FHIRPath of where it stands. */
-function references(node: unknown, path: string, out: { path: string; holder: Json }[] = []) {
-  if (Array.isArray(node)) {
-    node.forEach((n, i) => {
-      references(n, `${path}[${i}]`, out);
-    });
-  } else if (node && typeof node === "object") {
-    const o = node as Json;
-    if (typeof o.reference === "string") out.push({ path: `${path}.reference`, holder: o });
-    for (const [k, v] of Object.entries(o))
-      if (k !== "reference") references(v, `${path}.${k}`, out);
-  }
-  return out;
-}
-
-const refIssue = (diagnostics: string, expression: string): Issue => ({
-  severity: "error",
-  code: "invalid",
-  diagnostics,
-  expression: [expression],
-});
-
-interface Planned {
-  index: number;
-  resource: Json;
-  issues: Issue[];
-  created: boolean;
-}
-
-export const registerMembers =
-  ({ store, now = () => new Date(), newId = randomUUID }: MemberDeps): RouteImpl =>
-  async ({ event }) => {
-    const org = tenant(event);
-    const { json, raw } = readBody(event);
-    const key = header(event, "Idempotency-Key");
-    const keyHash = key ? createHash("sha256").update(`${org}\n${key}`).digest("hex") : undefined;
-    const requestHash = createHash("sha256").update(raw).digest("hex");
-    if (keyHash) {
-      const seen = await store.idempotencyRecord(org, keyHash);
-      if (seen) {
-        if (seen.requestHash !== requestHash) {
-          throw new ConflictError("This Idempotency-Key was already used for a different request");
-        }
-        return seen.response as APIGatewayProxyResult;
+/** Validates the body into entries: a lone Patient is a one-entry transaction. */
+function entriesOf(
+  json: Json,
+  event: APIGatewayProxyEvent,
+): { entries: Entry[]; transaction: boolean; bundle: boolean } {
+  if (json.resourceType === "Patient") {
+    const issues = validateMember(json);
+    const criteria = header(event, "If-None-Exist");
+    let ifNoneExist: string | undefined;
+    if (criteria !== undefined) {
+      ifNoneExist = identifierCriterion(criteria);
+      if (!ifNoneExist) {
+        throw new HttpError(
+          412,
+          "not-supported",
+          "If-None-Exist supports one criterion: identifier=system|value",
+        );
       }
     }
-    const at = now();
-    const lastUpdated = at.toISOString();
-    const date = lastUpdated.slice(0, 10);
-    const batch = newId();
-    const stamp = (r: Json, id: string, version: number): Json => ({
-      ...r,
-      id,
-      meta: { ...(r.meta as Json), versionId: String(version), lastUpdated },
-    });
-    const save = async (resources: Json[], response: APIGatewayProxyResult) => {
-      await store.commit(org, batch, date, resources, {
-        updates: resources.filter((r) => (r.meta as Json).versionId !== "1"),
-        idempotency: keyHash ? { keyHash, record: { requestHash, response } } : undefined,
-      });
-      return response;
-    };
-
-    if (json.resourceType === "Patient") {
-      const issues = validateMember(json);
-      if (issues.length) throw new UnprocessableError(issues);
-      const id = newId();
-      const patient = stamp(json, id, 1);
-      return save(
-        [patient],
-        fhirResponse(201, patient, {
-          Location: `/members/${id}`,
-          ETag: 'W/"1"',
-          "Last-Modified": at.toUTCString(),
-        }),
-      );
-    }
-    if (json.resourceType !== "Bundle") {
-      throw new UnprocessableError([
+    if (issues.length) throw new UnprocessableError(issues);
+    sizeCheck(json, "Patient");
+    return {
+      entries: [
         {
-          severity: "error",
-          code: "not-supported",
-          diagnostics: "Send a Patient, or a batch or transaction Bundle of Patient and Coverage",
-          expression: ["resourceType"],
+          index: 0,
+          at: "Patient",
+          requestAt: "Patient",
+          method: "POST",
+          resource: json,
+          type: "Patient",
+          ifNoneExist,
         },
-      ]);
-    }
-
-    const shape = validateBundleShape(json);
-    if (shape.length) throw new UnprocessableError(shape);
-    const transaction = json.type === "transaction";
-    const entries = json.entry as Json[];
-
-    // Plan: validate each entry, assign ids, map fullUrls to the new references.
-    const plan: Planned[] = [];
-    const fullUrls = new Map<string, string>();
-    for (const [index, entry] of entries.entries()) {
-      const base = `Bundle.entry[${index}].resource`;
-      const resource = entry.resource as Json;
-      const request = entry.request as { method: string; url: string };
-      const issues = validateMember(resource, base);
-      const type = resource.resourceType as string;
-      let id = newId();
-      if (request.method === "PUT") {
+      ],
+      transaction: true,
+      bundle: false,
+    };
+  }
+  if (json.resourceType !== "Bundle") {
+    throw new UnprocessableError([
+      issue(
+        "not-supported",
+        "Send a Patient, or a batch or transaction Bundle of Patient and Coverage",
+        "resourceType",
+      ),
+    ]);
+  }
+  const shape = validateBundleShape(json);
+  if (shape.length) throw new UnprocessableError(shape);
+  const transaction = json.type === "transaction";
+  const raw = json.entry as Json[];
+  const limit = transaction ? MAX_TRANSACTION_ENTRIES : MAX_BATCH_ENTRIES;
+  if (raw.length > limit) {
+    throw new UnprocessableError([
+      issue(
+        "too-long",
+        transaction
+          ? `A transaction Bundle may have at most ${MAX_TRANSACTION_ENTRIES} entries (one database transaction); split it or send a batch`
+          : `A batch Bundle may have at most ${MAX_BATCH_ENTRIES} entries`,
+        "Bundle.entry",
+      ),
+    ]);
+  }
+  const entries: Entry[] = [];
+  const invalid: Issue[] = [];
+  const perEntry = new Map<number, Issue[]>();
+  raw.forEach((e, index) => {
+    const at = `Bundle.entry[${index}].resource`;
+    const requestAt = `Bundle.entry[${index}].request`;
+    const resource = e.resource as Json;
+    const request = e.request as Json;
+    const issues = validateMember(resource, at);
+    const type = resource.resourceType as Entry["type"];
+    const method = request.method as Entry["method"];
+    const entry: Entry = {
+      index,
+      at,
+      requestAt,
+      method,
+      resource,
+      type,
+      ...(typeof e.fullUrl === "string" ? { fullUrl: e.fullUrl } : {}),
+    };
+    if (!issues.length) {
+      if (method === "PUT") {
         const [urlType, urlId, extra] = String(request.url).split("/");
         if (
           urlType !== type ||
@@ -172,104 +193,539 @@ export const registerMembers =
           (resource.id !== undefined && resource.id !== urlId)
         ) {
           issues.push(
-            refIssue(
-              `A PUT needs url '${type}/<id>' naming the resource's id`,
-              `Bundle.entry[${index}].request.url`,
+            issue(
+              "invalid",
+              "A PUT needs url '<type>/<id>' naming the resource's id",
+              `${requestAt}.url`,
             ),
           );
         } else {
-          id = urlId;
+          entry.id = urlId;
         }
-      } else if (request.url !== type) {
-        issues.push(
-          refIssue(`A POST of a ${type} needs url '${type}'`, `Bundle.entry[${index}].request.url`),
-        );
-      }
-      // A PUT of a registered member makes its next version.
-      let version = 0;
-      if (request.method === "PUT" && !issues.length) {
-        const existing = await store.latest(org, type, id);
-        version = Number((existing?.meta as Json | undefined)?.versionId ?? 0);
-      }
-      if (typeof entry.fullUrl === "string") fullUrls.set(entry.fullUrl, `${type}/${id}`);
-      plan.push({
-        index,
-        resource: stamp(resource, id, version + 1),
-        issues,
-        created: version === 0,
-      });
-    }
-    const failed = new Set(plan.filter((p) => p.issues.length).map((p) => p.index));
-    const failedTargets = new Set(
-      entries
-        .filter((_, i) => failed.has(i))
-        .map((e) => e.fullUrl)
-        .filter((u): u is string => typeof u === "string"),
-    );
-    const bundlePatients = new Set(
-      plan
-        .filter((p) => p.resource.resourceType === "Patient")
-        .map((p) => `Patient/${p.resource.id}`),
-    );
-    for (const p of plan) {
-      for (const { path, holder } of references(p.resource, `Bundle.entry[${p.index}].resource`)) {
-        const ref = holder.reference as string;
-        if (ref.startsWith("urn:uuid:")) {
-          const target = fullUrls.get(ref);
-          if (!target) p.issues.push(refIssue("The reference names no entry of this Bundle", path));
-          else if (failedTargets.has(ref) && !transaction)
-            p.issues.push(refIssue("The referenced entry was refused", path));
-          else holder.reference = target;
-        } else if (/^Patient\/[^/]+$/.test(ref) && !bundlePatients.has(ref)) {
-          if (!(await store.latest(org, "Patient", ref.slice(8)))) {
-            p.issues.push(
-              refIssue("The referenced Patient is not registered for this organisation", path),
+        if (typeof request.ifMatch === "string") {
+          entry.ifMatch = parseETag(request.ifMatch);
+          if (entry.ifMatch === undefined)
+            issues.push(
+              issue("invalid", 'ifMatch must be a version ETag like W/"1"', `${requestAt}.ifMatch`),
             );
+        }
+      } else {
+        if (request.url !== type) {
+          issues.push(
+            issue("invalid", "A POST needs url '<type>' of its resource", `${requestAt}.url`),
+          );
+        }
+        if (typeof request.ifNoneExist === "string") {
+          entry.ifNoneExist = identifierCriterion(request.ifNoneExist);
+          if (!entry.ifNoneExist || type !== "Patient") {
+            perEntry.set(index, [
+              issue(
+                "not-supported",
+                "ifNoneExist supports one criterion on a Patient: identifier=system|value",
+                `${requestAt}.ifNoneExist`,
+              ),
+            ]);
           }
         }
       }
     }
-
-    const refused = plan.filter((p) => p.issues.length);
-    if (transaction && refused.length)
-      throw new UnprocessableError(refused.flatMap((p) => p.issues));
-    const accepted = plan.filter((p) => !p.issues.length);
-    const response = fhirResponse(200, {
-      resourceType: "Bundle",
-      type: transaction ? "transaction-response" : "batch-response",
-      entry: plan.map((p) =>
-        p.issues.length
-          ? {
-              response: { status: "422 Unprocessable Entity", outcome: operationOutcome(p.issues) },
-            }
-          : {
-              response: {
-                status: p.created ? "201 Created" : "200 OK",
-                location: `${p.resource.resourceType}/${p.resource.id}/_history/${(p.resource.meta as Json).versionId}`,
-                etag: `W/"${(p.resource.meta as Json).versionId}"`,
-                lastModified: lastUpdated,
-              },
-            },
-      ),
-    });
-    if (!accepted.length) return response;
-    return save(
-      accepted.map((p) => p.resource),
-      response,
+    const size = Buffer.byteLength(JSON.stringify(resource));
+    if (size > MAX_RESOURCE_BYTES)
+      issues.push(issue("too-long", "A resource may be at most 300 KB", at));
+    if (issues.length) {
+      invalid.push(...issues);
+      perEntry.set(index, [...(perEntry.get(index) ?? []), ...issues]);
+    }
+    entries.push(entry);
+  });
+  if (transaction && invalid.length) throw new UnprocessableError(invalid);
+  if (transaction && perEntry.size) {
+    throw new HttpError(
+      412,
+      "not-supported",
+      "A conditional create's criteria are not supported",
+      {},
     );
+  }
+  // Batch: entries that failed validation answer on their own.
+  for (const [index, issues] of perEntry) {
+    (entries[index] as Entry & { refusal?: Refusal }).refusal = {
+      status:
+        issues.some((i) => i.code === "not-supported") &&
+        !issues.some((i) => i.code !== "not-supported")
+          ? 412
+          : 422,
+      issues,
+    };
+  }
+  return { entries, transaction, bundle: true };
+}
+
+function sizeCheck(resource: Json, at: string) {
+  if (Buffer.byteLength(JSON.stringify(resource)) > MAX_RESOURCE_BYTES) {
+    throw new UnprocessableError([issue("too-long", "A resource may be at most 300 KB", at)]);
+  }
+}
+
+/** What one committed (or answered) entry says in a Bundle response. */
+function entryResponse(p: Planned, lastUpdated: string) {
+  if (p.refusal) {
+    return {
+      response: {
+        status: STATUS_TEXT[p.refusal.status],
+        outcome: operationOutcome(p.refusal.issues),
+      },
+    };
+  }
+  const w = p.write ?? (p.existing as Head);
+  const version = "version" in w ? w.version : 0;
+  return {
+    response: {
+      status: p.write ? (p.write.version === 1 ? "201 Created" : "200 OK") : "200 OK",
+      location: `${w.type}/${w.id}/_history/${version}`,
+      etag: `W/"${version}"`,
+      lastModified: p.write ? lastUpdated : (p.existing as Head).lastUpdated,
+    },
+  };
+}
+
+type Answer = { statusCode: number; headers?: Record<string, string>; body: string };
+
+export const registerMembers =
+  ({
+    registry,
+    budgetMs = 8000,
+    now = () => new Date(),
+    newId = randomUUID,
+  }: MemberDeps): RouteImpl =>
+  async ({ event, context }) => {
+    const org = tenant(event);
+    const deadline = Deadline.forInvocation(context, budgetMs);
+    const { json, raw } = readBody(event);
+    const key = header(event, "Idempotency-Key");
+    if (key !== undefined && !/^[\x21-\x7e]{1,255}$/.test(key)) {
+      throw new BadRequestError("Idempotency-Key must be 1-255 printable characters", "value");
+    }
+    const keyHash = key ? createHash("sha256").update(key).digest("hex") : undefined;
+    const requestHash = createHash("sha256")
+      .update(`${header(event, "If-None-Exist") ?? ""}\n`)
+      .update(raw)
+      .digest("hex");
+    const { entries, transaction, bundle } = entriesOf(json, event);
+    const replay = (record: IdempotencyRecord | undefined): APIGatewayProxyResult | undefined => {
+      if (!record) return undefined;
+      if (record.requestHash !== requestHash) {
+        throw new ConflictError("This Idempotency-Key was already used for a different request");
+      }
+      return record.response as APIGatewayProxyResult;
+    };
+
+    if (!transaction) {
+      return registerBatch(registry, org, entries, deadline, {
+        now,
+        newId,
+        keyHash,
+        requestHash,
+        replay,
+      });
+    }
+
+    for (let attempt = 0; ; attempt++) {
+      const at = now();
+      const lastUpdated = at.toISOString();
+      const state = await registry.read(
+        org,
+        {
+          heads: entries
+            .filter((e) => e.method === "PUT")
+            .map((e) => ({ type: e.type, id: e.id as string })),
+          // Identifier ownership is enforced by the write's conditions; only a
+          // conditional create reads its criterion's owner first.
+          owners: entries.flatMap((e) => (e.ifNoneExist ? [e.ifNoneExist] : [])),
+          idempotency: attempt > 0 ? keyHash : undefined,
+        },
+        deadline,
+      );
+      const replayed = replay(state.idempotency);
+      if (replayed) return replayed;
+      // A conditional create's match must be readable as a head.
+      const matches = [
+        ...new Set(
+          entries
+            .map((e) => e.ifNoneExist && state.owners.get(e.ifNoneExist))
+            .filter((o): o is string => !!o),
+        ),
+      ];
+      if (matches.length) {
+        const more = await registry.read(
+          org,
+          { heads: matches.map((id) => ({ type: "Patient", id })) },
+          deadline,
+        );
+        for (const [k, v] of more.heads) state.heads.set(k, v);
+      }
+      const { planned, mustExist } = plan(entries, state, {
+        lastUpdated,
+        newId,
+        transaction: true,
+      });
+      const refused = planned.filter((p) => p.refusal);
+      if (refused.length) throw transactionRefusal(refused);
+      const writes = planned.filter((p) => p.write);
+      const response = bundle
+        ? fhirResponse(200, {
+            resourceType: "Bundle",
+            type: "transaction-response",
+            entry: planned.map((p) => entryResponse(p, lastUpdated)),
+          })
+        : singleResponse(planned[0], at);
+      if (!writes.length) return response; // every entry matched an existing member
+      const txn = newId();
+      try {
+        await registry.commit(
+          {
+            org,
+            txn,
+            writes: writes.map((p) => p.write as NonNullable<Planned["write"]>),
+            mustExist: [...mustExist.keys()],
+            idempotency: keyHash
+              ? {
+                  sk: keyHash,
+                  record: { requestHash, response: response as Answer },
+                  expiresAt: expiry(at),
+                }
+              : undefined,
+          },
+          deadline,
+        );
+        return response;
+      } catch (error) {
+        if (!(error instanceof TransactionRefused)) throw error;
+        const outcome = refusalsOf(error.failed, planned, mustExist);
+        if (outcome.idempotency) {
+          const again = await registry.read(org, { idempotency: keyHash }, deadline);
+          const r = replay(again.idempotency);
+          if (r) return r;
+        }
+        if (outcome.refusals.size) {
+          for (const [index, refusal] of outcome.refusals) planned[index].refusal = refusal;
+          throw transactionRefusal(planned.filter((p) => p.refusal));
+        }
+        // A concurrent writer won a version or an identifier: read again, within the budget.
+        await deadline.sleep(Math.random() * 20 * 2 ** Math.min(attempt, 5));
+      }
+    }
   };
 
+const expiry = (at: Date) => Math.floor(at.getTime() / 1000) + IDEMPOTENCY_TTL_DAYS * 86400;
+
+function singleResponse(p: Planned, at: Date): APIGatewayProxyResult {
+  if (p.existing) {
+    return fhirResponse(200, p.existing.body, {
+      Location: `/members/${p.existing.id}`,
+      ETag: `W/"${p.existing.version}"`,
+      "Last-Modified": new Date(p.existing.lastUpdated).toUTCString(),
+    });
+  }
+  const w = p.write as NonNullable<Planned["write"]>;
+  return fhirResponse(201, w.body, {
+    Location: `/members/${w.id}`,
+    ETag: `W/"${w.version}"`,
+    "Last-Modified": at.toUTCString(),
+  });
+}
+
+/** A transaction's answer when entries are refused: the most telling status, every issue. */
+function transactionRefusal(refused: Planned[]): HttpError {
+  const issues = refused.flatMap((p) => (p.refusal as Refusal).issues);
+  const statuses = refused.map((p) => (p.refusal as Refusal).status);
+  for (const status of [403, 422, 409, 412, 404] as const) {
+    if (!statuses.includes(status)) continue;
+    if (status === 422) return new UnprocessableError(issues);
+    const code = { 403: "forbidden", 409: "conflict", 412: "conflict", 404: "not-found" }[status];
+    return new HttpError(status, code as Issue["code"], issues[0].diagnostics, {}, { issues });
+  }
+  return new UnprocessableError(issues);
+}
+
+/**
+ * A batch: every entry is its own transaction (with its own idempotency
+ * record under the request's key), Patients before the entries that may
+ * reference them. A retry with the same key answers the committed entries
+ * as they were answered and finishes the rest.
+ */
+async function registerBatch(
+  registry: MemberRegistry,
+  org: string,
+  entries: Entry[],
+  deadline: Deadline,
+  o: {
+    now: () => Date;
+    newId: () => string;
+    keyHash?: string;
+    requestHash: string;
+    replay: (r: IdempotencyRecord | undefined) => APIGatewayProxyResult | undefined;
+  },
+): Promise<APIGatewayProxyResult> {
+  const prior = await registry.read(org, { idempotency: o.keyHash }, deadline);
+  const replayed = o.replay(prior.idempotency);
+  if (replayed) return replayed;
+  const answers = new Map<number, unknown>();
+  const resolved = new Map<string, string>();
+  const refusedUrls = new Set<string>();
+  const order = [...entries].sort(
+    (a, b) => Number(a.type !== "Patient") - Number(b.type !== "Patient") || a.index - b.index,
+  );
+  const run = async (entry: Entry) => {
+    const preset = (entry as Entry & { refusal?: Refusal }).refusal;
+    if (preset) {
+      answers.set(entry.index, entryResponse({ entry, refusal: preset }, ""));
+      if (entry.fullUrl) refusedUrls.add(entry.fullUrl);
+      return;
+    }
+    // Bundle-local references of a batch point at entries committed before it.
+    const resource = JSON.parse(JSON.stringify(entry.resource)) as Json;
+    let brokenRef: string | undefined;
+    for (const { holder, path } of references(resource, entry.at)) {
+      const ref = holder.reference as string;
+      if (!ref.startsWith("urn:uuid:")) continue;
+      const target = resolved.get(ref);
+      if (target) holder.reference = target;
+      else if (refusedUrls.has(ref)) brokenRef = path;
+    }
+    if (brokenRef) {
+      answers.set(
+        entry.index,
+        entryResponse(
+          {
+            entry,
+            refusal: {
+              status: 422,
+              issues: [issue("invalid", "The referenced entry was refused", brokenRef)],
+            },
+          },
+          "",
+        ),
+      );
+      if (entry.fullUrl) refusedUrls.add(entry.fullUrl);
+      return;
+    }
+    const single = { ...entry, resource };
+    const sk = o.keyHash ? `${o.keyHash}#${entry.index}` : undefined;
+    const answer = await commitEntry(registry, org, single, deadline, { ...o, sk });
+    answers.set(entry.index, answer.entry);
+    if (entry.fullUrl) {
+      if (answer.location) resolved.set(entry.fullUrl, answer.location);
+      else refusedUrls.add(entry.fullUrl);
+    }
+  };
+  const patients = order.filter((e) => e.type === "Patient");
+  const others = order.filter((e) => e.type !== "Patient");
+  for (const group of [patients, others]) {
+    for (let i = 0; i < group.length; i += BATCH_PARALLEL) {
+      await Promise.all(group.slice(i, i + BATCH_PARALLEL).map(run));
+    }
+  }
+  const response = fhirResponse(200, {
+    resourceType: "Bundle",
+    type: "batch-response",
+    entry: entries.map((e) => answers.get(e.index)),
+  });
+  if (o.keyHash)
+    await registry.remember(
+      org,
+      o.keyHash,
+      { requestHash: o.requestHash, response: response as Answer },
+      expiry(o.now()),
+      deadline,
+    );
+  return response;
+}
+
+/** One batch entry as its own transaction; answers its Bundle response entry. */
+async function commitEntry(
+  registry: MemberRegistry,
+  org: string,
+  entry: Entry,
+  deadline: Deadline,
+  o: { now: () => Date; newId: () => string; sk?: string; requestHash: string },
+): Promise<{ entry: unknown; location?: string }> {
+  const e = { ...entry, index: 0 };
+  for (let attempt = 0; ; attempt++) {
+    const lastUpdated = o.now().toISOString();
+    const state = await registry.read(
+      org,
+      {
+        heads: e.method === "PUT" ? [{ type: e.type, id: e.id as string }] : [],
+        owners: e.ifNoneExist ? [e.ifNoneExist] : [],
+        idempotency: o.sk,
+      },
+      deadline,
+    );
+    if (state.idempotency) {
+      const stored = JSON.parse(state.idempotency.response.body) as {
+        entry: unknown;
+        location?: string;
+      };
+      return stored;
+    }
+    const match = e.ifNoneExist && state.owners.get(e.ifNoneExist);
+    if (match) {
+      const more = await registry.read(org, { heads: [{ type: "Patient", id: match }] }, deadline);
+      for (const [k, v] of more.heads) state.heads.set(k, v);
+    }
+    const { planned, mustExist } = plan([e], state, {
+      lastUpdated,
+      newId: o.newId,
+      transaction: true,
+    });
+    const p = planned[0];
+    const location = p.write
+      ? `${p.write.type}/${p.write.id}`
+      : p.existing
+        ? `${p.existing.type}/${p.existing.id}`
+        : undefined;
+    const answer = { entry: entryResponse({ ...p, entry }, lastUpdated), location };
+    if (!p.write) return answer;
+    try {
+      await registry.commit(
+        {
+          org,
+          txn: o.newId(),
+          writes: [p.write],
+          mustExist: [...mustExist.keys()],
+          idempotency: o.sk
+            ? {
+                sk: o.sk,
+                record: {
+                  requestHash: o.requestHash,
+                  response: { statusCode: 200, body: JSON.stringify(answer) },
+                },
+                expiresAt: expiry(o.now()),
+              }
+            : undefined,
+        },
+        deadline,
+      );
+      return answer;
+    } catch (error) {
+      if (!(error instanceof TransactionRefused)) throw error;
+      const outcome = refusalsOf(error.failed, planned, mustExist);
+      if (outcome.refusals.size) {
+        const refusal = [...outcome.refusals.values()][0];
+        return { entry: entryResponse({ entry, refusal }, "") };
+      }
+      if (!outcome.idempotency)
+        await deadline.sleep(Math.random() * 20 * 2 ** Math.min(attempt, 5));
+    }
+  }
+}
+
+// --- reads -----------------------------------------------------------------
+
+const notFound = () => new NotFoundError("No such member is registered for this organisation");
+
+function resourceResponse(body: Json): APIGatewayProxyResult {
+  const meta = body.meta as Json;
+  return fhirResponse(200, body, {
+    ETag: `W/"${meta.versionId}"`,
+    "Last-Modified": new Date(meta.lastUpdated as string).toUTCString(),
+  });
+}
+
 export const getMember =
-  ({ store }: MemberDeps): RouteImpl =>
-  async ({ event, params }) => {
+  ({ registry, budgetMs = 8000 }: MemberDeps): RouteImpl =>
+  async ({ event, params, context }) => {
     const org = tenant(event);
-    const id = params.id;
-    if (!ID.test(id)) throw new NotFoundError(`Member ${id} does not exist`);
-    const patient = await store.latest(org, "Patient", id);
-    if (!patient) throw new NotFoundError(`Member ${id} does not exist`);
-    const meta = patient.meta as Json;
-    return fhirResponse(200, patient, {
-      ETag: `W/"${meta.versionId}"`,
-      "Last-Modified": new Date(meta.lastUpdated as string).toUTCString(),
+    if (!ID.test(params.id)) throw notFound();
+    const head = await registry.head(
+      org,
+      "Patient",
+      params.id,
+      Deadline.forInvocation(context, budgetMs),
+    );
+    if (!head) throw notFound();
+    return resourceResponse(head.body);
+  };
+
+export const readMemberVersion =
+  ({ registry, budgetMs = 8000 }: MemberDeps): RouteImpl =>
+  async ({ event, params, context }) => {
+    const org = tenant(event);
+    if (!ID.test(params.id) || !/^[1-9]\d{0,9}$/.test(params.vid)) throw notFound();
+    const body = await registry.version(
+      org,
+      "Patient",
+      params.id,
+      Number(params.vid),
+      Deadline.forInvocation(context, budgetMs),
+    );
+    if (!body) throw notFound();
+    return resourceResponse(body);
+  };
+
+export const memberHistory =
+  ({ registry, budgetMs = 8000 }: MemberDeps): RouteImpl =>
+  async ({ event, params, context }) => {
+    const org = tenant(event);
+    if (!ID.test(params.id)) throw notFound();
+    const deadline = Deadline.forInvocation(context, budgetMs);
+    const [head, versions] = await Promise.all([
+      registry.head(org, "Patient", params.id, deadline),
+      registry.history(org, "Patient", params.id, HISTORY_PAGE, deadline),
+    ]);
+    if (!head) throw notFound();
+    return fhirResponse(200, {
+      resourceType: "Bundle",
+      type: "history",
+      total: head.version,
+      entry: versions.map((body) => {
+        const meta = body.meta as Json;
+        return {
+          fullUrl: `Patient/${body.id}`,
+          resource: body,
+          request: {
+            method: meta.versionId === "1" ? "POST" : "PUT",
+            url: meta.versionId === "1" ? "Patient" : `Patient/${body.id}`,
+          },
+          response: {
+            status: meta.versionId === "1" ? "201 Created" : "200 OK",
+            etag: `W/"${meta.versionId}"`,
+            lastModified: meta.lastUpdated,
+          },
+        };
+      }),
+    });
+  };
+
+export const searchMembers =
+  ({ registry, budgetMs = 8000 }: MemberDeps): RouteImpl =>
+  async ({ event, context }) => {
+    const org = tenant(event);
+    const multi = event.multiValueQueryStringParameters ?? {};
+    const single = event.queryStringParameters ?? {};
+    const names = new Set([...Object.keys(multi), ...Object.keys(single)]);
+    if (names.size !== 1 || !names.has("identifier") || (multi.identifier?.length ?? 1) !== 1) {
+      throw new BadRequestError(
+        "Search members with exactly one parameter: identifier=system|value",
+        "not-supported",
+      );
+    }
+    const hash = identifierCriterion(
+      `identifier=${encodeURIComponent(single.identifier ?? multi.identifier?.[0] ?? "")}`,
+    );
+    if (!hash) {
+      throw new BadRequestError("The identifier parameter must be system|value", "value");
+    }
+    const deadline = Deadline.forInvocation(context, budgetMs);
+    const owner = await registry.owner(org, hash, deadline);
+    const head = owner ? await registry.head(org, "Patient", owner, deadline) : undefined;
+    return fhirResponse(200, {
+      resourceType: "Bundle",
+      type: "searchset",
+      total: head ? 1 : 0,
+      entry: head
+        ? [{ fullUrl: `Patient/${head.id}`, resource: head.body, search: { mode: "match" } }]
+        : [],
     });
   };

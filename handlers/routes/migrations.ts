@@ -14,35 +14,59 @@ import {
   ConflictError,
   NotFoundError,
   ServiceUnavailableError,
+  UnsupportedMediaTypeError,
 } from "../lib/errors";
 import { jsonResponse, type RouteImpl } from "../lib/http";
-import { header, jsonBody, tenant } from "../lib/request";
+import { header, jsonBody, mediaType, requireAccess, tenant } from "../lib/request";
 
 export interface MigrationSettings {
   stateMachineArn: string;
   lakeBucket: string;
 }
 
-/** POST /migrations body. The organisation is the caller's, never the body's. */
-const StartMigration = z.strictObject(
+const inputPrefix = z
+  .string({ error: "inputPrefix must be a string" })
+  .check(
+    z.minLength(1, "inputPrefix must not be empty"),
+    z.maxLength(512, "inputPrefix must be at most 512 characters"),
+    z.regex(
+      /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9!_.*'()/-]+$/,
+      "inputPrefix must be a relative key prefix under your landing area (no leading '/', no '..')",
+    ),
+  );
+
+// Never the unknown keys themselves: a diagnostic repeats no value from the request.
+const unknownKeys = (issue: { code: string }) =>
+  issue.code === "unrecognized_keys"
+    ? "The body may hold only source and inputPrefix (or source 'registry' alone)"
+    : "The body must be an object with source and inputPrefix (or source 'registry' alone)";
+
+/**
+ * POST /migrations body. The organisation is the caller's, never the body's.
+ * `legacy` and `fhir` read a prefix of the caller's landing area; `registry`
+ * migrates the caller's committed registry members (a snapshot the state
+ * machine takes first), so it names no prefix.
+ */
+const StartMigration = z.discriminatedUnion(
+  "source",
+  [
+    z.strictObject(
+      {
+        source: z.enum(["legacy", "fhir"], {
+          error: "source must be 'legacy', 'fhir' or 'registry'",
+        }),
+        inputPrefix,
+      },
+      { error: unknownKeys },
+    ),
+    z.strictObject({ source: z.literal("registry") }, { error: unknownKeys }),
+  ],
   {
-    source: z.enum(["legacy", "fhir"], { error: "source must be 'legacy' or 'fhir'" }),
-    inputPrefix: z
-      .string({ error: "inputPrefix must be a string" })
-      .check(
-        z.minLength(1, "inputPrefix must not be empty"),
-        z.maxLength(512, "inputPrefix must be at most 512 characters"),
-        z.regex(
-          /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9!_.*'()/-]+$/,
-          "inputPrefix must be a relative key prefix under your landing area (no leading '/', no '..')",
-        ),
-      ),
-  },
-  {
+    // Never the unknown keys themselves: a diagnostic repeats no value from the request.
     error: (issue) =>
-      issue.code === "unrecognized_keys"
-        ? `Unrecognized key: ${issue.keys.map((k) => `"${k}"`).join(", ")}`
-        : "The body must be an object with source and inputPrefix",
+      issue.code === "invalid_union"
+        ? "source must be 'legacy', 'fhir' or 'registry'"
+        : "The body must be an object with source and inputPrefix (or source 'registry' alone)",
   },
 );
 
@@ -67,10 +91,17 @@ function awsFailure(error: unknown): never {
   });
 }
 
+/** Another tenant's run, a malformed id and an unknown one answer alike, naming no id. */
+const noSuchMigration = () => new NotFoundError("The migration does not exist");
+
 export const startMigration =
   (settings: MigrationSettings, sfn: SFNClient): RouteImpl =>
   async ({ event }) => {
     const org = tenant(event);
+    requireAccess(event, "Task", "create");
+    if (mediaType(event) !== "application/json") {
+      throw new UnsupportedMediaTypeError("POST /migrations takes Content-Type: application/json");
+    }
     const key = header(event, "Idempotency-Key");
     if (!key || !IDEMPOTENCY_KEY.test(key)) {
       throw new BadRequestError(
@@ -83,28 +114,46 @@ export const startMigration =
       throw new BadRequestError(parsed.error.issues.map((i) => i.message).join("; "));
     }
     const id = migrationId(org, key);
-    const input = JSON.stringify({ runId: id, org, ...parsed.data });
-    let startDate: Date | undefined;
+    const input = JSON.stringify({
+      runId: id,
+      org,
+      ...parsed.data,
+      // Where the registry snapshot lands (the state machine writes it there).
+      ...(parsed.data.source === "registry" ? { inputPrefix: `registry/${id}/` } : {}),
+    });
+    let state: { status: string; startDate?: Date; stopDate?: Date };
     try {
+      // A retry while the run is RUNNING is answered by Step Functions itself
+      // as the first call was (StartExecution is idempotent for a running
+      // Standard execution with the same name and input).
       const out = await sfn.send(
         new StartExecutionCommand({ stateMachineArn: settings.stateMachineArn, name: id, input }),
       );
-      startDate = out.startDate;
+      state = { status: "RUNNING", startDate: out.startDate };
     } catch (error) {
       if (!(error instanceof ExecutionAlreadyExists)) awsFailure(error);
-      // A retry: the same request answers as the first did; another body under
-      // the same key is a conflict.
+      // A retry after the run ended: the original status code and Location,
+      // with the run's current state; another body under the key is a conflict.
       const existing = await describe(sfn, settings, id);
       if (existing.input !== input) {
         throw new ConflictError(
           "This Idempotency-Key was already used for a different migration request",
         );
       }
-      startDate = existing.startDate;
+      state = {
+        status: existing.status ?? "RUNNING",
+        startDate: existing.startDate,
+        stopDate: existing.stopDate,
+      };
     }
     return jsonResponse(
       202,
-      { id, status: "RUNNING", startDate: startDate?.toISOString() ?? null },
+      {
+        id,
+        status: state.status,
+        startDate: state.startDate?.toISOString() ?? null,
+        ...(state.stopDate ? { stopDate: state.stopDate.toISOString() } : {}),
+      },
       { Location: `/migrations/${id}` },
     );
   };
@@ -119,8 +168,7 @@ async function describe(
       new DescribeExecutionCommand({ executionArn: executionArn(settings.stateMachineArn, id) }),
     );
   } catch (error) {
-    if (error instanceof ExecutionDoesNotExist)
-      throw new NotFoundError(`Migration ${id} does not exist`);
+    if (error instanceof ExecutionDoesNotExist) throw noSuchMigration();
     awsFailure(error);
   }
 }
@@ -129,8 +177,9 @@ export const getMigration =
   (settings: MigrationSettings, sfn: SFNClient, s3: S3Client): RouteImpl =>
   async ({ event, params }) => {
     const org = tenant(event);
+    requireAccess(event, "Task", "read");
     const id = params.id;
-    if (!MIGRATION_ID.test(id)) throw new NotFoundError(`Migration ${id} does not exist`);
+    if (!MIGRATION_ID.test(id)) throw noSuchMigration();
     const execution = await describe(sfn, settings, id);
     const input = JSON.parse(execution.input ?? "{}") as {
       org?: string;
@@ -138,7 +187,7 @@ export const getMigration =
       inputPrefix?: string;
     };
     // Another tenant's run is indistinguishable from a missing one.
-    if (input.org !== org) throw new NotFoundError(`Migration ${id} does not exist`);
+    if (input.org !== org) throw noSuchMigration();
     const body: Record<string, unknown> = {
       id,
       status: execution.status,

@@ -16,6 +16,17 @@ semantics apply), and on success each output path in S3 is made equal to its
 local copy (new and changed files uploaded, files the job removed deleted).
 That costs a copy of each output prefix per run: meant for development-size
 data, not for a production lake.
+
+The scratch directory (`<tmp>/hoth-local-glue-*`, mode 0700) holds extracts
+and untokenized FHIR while a run lasts. Each run's part is removed when the
+run ends, the whole directory when the worker stops (SIGTERM, its parent
+gone, an error); the Node side removes it when the process exits any other
+way (SIGKILL), and a worker starting removes what a dead worker left (its
+`owner` file names the pid and that process's start time).
+
+A `{"event": "heartbeat"}` line is printed every HEARTBEAT_SECONDS: the
+local Step Functions fails a task whose worker falls silent (e.g. SIGSTOP),
+see local/glue.ts.
 """
 
 from __future__ import annotations
@@ -38,6 +49,13 @@ from types import ModuleType
 
 import boto3
 from supervise import emit, stop_with_parent
+
+SCRATCH_PREFIX = "hoth-local-glue-"
+OWNER_FILE = "owner"
+# A scratch directory without an owner file (a worker killed between creating it and
+# naming itself, or one from before owner files) is a leftover once this old.
+UNOWNED_GRACE_SECONDS = 24 * 3600
+HEARTBEAT_SECONDS = 1.0
 
 INPUT_ARGS = ("--input_path",)
 OUTPUT_ARGS = ("--landing_path", "--curated_path", "--quarantine_path", "--report_path")
@@ -274,29 +292,92 @@ def handler_for(worker: GlueWorker) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def process_identity(pid: int) -> str | None:
+    """`<pid> <start time>` of a live process (start time from /proc, in clock ticks), else None."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return f"{pid} ?"
+    # Field 22, counted after the parenthesised command name (which may hold spaces).
+    return f"{pid} {stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def remove_leftovers(root: Path) -> list[Path]:
+    """Removes the scratch directories of workers that are gone; returns them."""
+    removed: list[Path] = []
+    for directory in root.glob(f"{SCRATCH_PREFIX}*"):
+        if not directory.is_dir() or directory.is_symlink():
+            continue
+        try:
+            owner = (directory / OWNER_FILE).read_text().strip()
+        except FileNotFoundError:
+            owner = None
+        except OSError:
+            continue  # another user's: not ours to judge
+        if owner is None:
+            dead = time.time() - directory.stat().st_mtime > UNOWNED_GRACE_SECONDS
+        else:
+            pid = owner.split(" ")[0]
+            dead = not pid.isdigit() or process_identity(int(pid)) != owner
+        if dead:
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    return removed
+
+
+def claim_scratch(root: Path) -> Path:
+    """A fresh scratch directory owned by this process, after removing dead workers' ones."""
+    removed = remove_leftovers(root)
+    if removed:
+        emit("leftovers-removed", count=len(removed))
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=root))
+    (scratch / OWNER_FILE).write_text(process_identity(os.getpid()) or str(os.getpid()))
+    return scratch
+
+
+def heartbeat(stopping: threading.Event) -> None:
+    """Proves this process is scheduled: a stopped or hung worker falls silent."""
+    while not stopping.wait(HEARTBEAT_SECONDS):
+        emit("heartbeat")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--jobs", required=True)
     options = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="hoth-local-glue-"))
+    scratch = claim_scratch(Path(tempfile.gettempdir()))
+
+    def exit_now(code: int) -> None:
+        # Every way out of this process that runs code removes the scratch data.
+        shutil.rmtree(scratch, ignore_errors=True)
+        os._exit(code)  # py4j's threads must not keep the process alive
+
     worker = GlueWorker(json.loads(options.jobs), scratch)
     server = ThreadingHTTPServer(("127.0.0.1", options.port), handler_for(worker))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    emit("listening", port=server.server_address[1])
+    emit("listening", port=server.server_address[1], scratch=str(scratch))
 
     def stop() -> None:
         server.shutdown()
         worker.queue.put(None)
         # A run in progress is abandoned, as a stopped Glue job run would be.
-        threading.Timer(3.0, lambda: os._exit(0)).start()
+        threading.Timer(3.0, lambda: exit_now(0)).start()
 
-    stop_with_parent(stop)
+    stopping = stop_with_parent(stop)
+    threading.Thread(target=heartbeat, args=(stopping,), daemon=True).start()
+    code = 1
     try:
         worker.serve()
+        code = 0
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        os._exit(0)  # py4j's threads must not keep the process alive
+        exit_now(code)
 
 
 if __name__ == "__main__":

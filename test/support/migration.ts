@@ -4,6 +4,9 @@ import { migrationDefinition } from "../../components/migrationDefinition";
 export const devDefinition = migrationDefinition({
   legacyJobName: "hoth-dev-legacy-members-to-fhir",
   ingestJobName: "hoth-dev-ingest-fhir",
+  registryExportFunctionArn:
+    "arn:aws:lambda:us-east-1:123456789012:function:hoth-dev-registry-export",
+  registryExportTimeoutSeconds: 300,
   lakeBucket: "hoth-dev-lake",
   eventBusName: "hoth-dev-migrations",
   legacyTimeoutSeconds: 3600,

@@ -4,12 +4,23 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import boto3
 import pytest
-from glue_worker import GlueWorker
+from glue_worker import (
+    OWNER_FILE,
+    SCRATCH_PREFIX,
+    UNOWNED_GRACE_SECONDS,
+    GlueWorker,
+    claim_scratch,
+    process_identity,
+    remove_leftovers,
+)
 from moto import mock_aws
 
 BUCKET = "hoth-dev-lake"
@@ -150,3 +161,62 @@ def test_refuses_keys_that_escape_their_prefix(s3, worker):
     assert job_run.state == "FAILED"
     assert job_run.error.startswith("ValueError: S3 key escapes its prefix")
     assert not os.path.exists("/etc/x")
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # noqa: S603 - our own interpreter
+    child.wait()
+    return child.pid
+
+
+def scratch_dir(root: Path, name: str, owner: str | None, age_seconds: float = 0) -> Path:
+    directory = root / f"{SCRATCH_PREFIX}{name}"
+    (directory / "jr_1-x" / "input").mkdir(parents=True)
+    (directory / "jr_1-x" / "input" / "members.csv").write_text("id,name\n1,Doe\n")
+    if owner is not None:
+        (directory / OWNER_FILE).write_text(owner)
+    if age_seconds:
+        then = time.time() - age_seconds
+        os.utime(directory, (then, then))
+    return directory
+
+
+def test_removes_the_scratch_data_of_dead_workers_and_keeps_live_ones(tmp_path: Path):
+    live = scratch_dir(tmp_path, "live", process_identity(os.getpid()))
+    dead = scratch_dir(tmp_path, "dead", f"{dead_pid()} 12345")
+    # The same pid as a live process, but another start time: the pid was reused.
+    reused = scratch_dir(tmp_path, "reused", f"{os.getpid()} 1")
+    garbage = scratch_dir(tmp_path, "garbage", "not a pid")
+    old_unowned = scratch_dir(tmp_path, "old-unowned", None, age_seconds=UNOWNED_GRACE_SECONDS + 60)
+    young_unowned = scratch_dir(tmp_path, "young-unowned", None)
+    unrelated = tmp_path / "someone-else"
+    unrelated.mkdir()
+
+    removed = remove_leftovers(tmp_path)
+
+    assert sorted(p.name for p in removed) == sorted(
+        p.name for p in (dead, reused, garbage, old_unowned)
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (live, young_unowned, unrelated)
+    )
+
+
+def test_claims_a_private_scratch_directory_named_for_this_process(tmp_path: Path):
+    leftover = scratch_dir(tmp_path, "dead", f"{dead_pid()} 1")
+
+    scratch = claim_scratch(tmp_path)
+
+    assert not leftover.exists()
+    assert scratch.parent == tmp_path and scratch.name.startswith(SCRATCH_PREFIX)
+    assert (scratch / OWNER_FILE).read_text() == process_identity(os.getpid())
+    assert scratch.stat().st_mode & 0o777 == 0o700
+    assert remove_leftovers(tmp_path) == []
+
+
+def test_removes_a_runs_scratch_data_when_the_run_fails(s3, worker):
+    job_run = run_job(worker, "m-fail", "in/members.csv", mode="fail")
+
+    assert job_run.state == "FAILED"
+    assert list(worker.scratch.iterdir()) == []
