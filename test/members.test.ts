@@ -6,6 +6,7 @@ import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secre
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { MAX_TRANSACTION_ENTRIES } from "../handlers/routes/members";
 import { createRegistryTable } from "../local/registryTable";
+import { mutants } from "./support/fhirCorpus";
 import { captureOutput, fixture, lambdaContext, loadHandler, proxyEvent } from "./support/handlers";
 import { startMoto } from "./support/moto";
 
@@ -710,6 +711,27 @@ describe("member registry against moto (DynamoDB)", () => {
       assert.deepEqual(await items(), []);
     });
   }
+
+  it("answers every invalid mutant of the FHIR corpus with its status and issue expressions, writing nothing", async () => {
+    // Prepare: test/fixtures/fhir-corpus (see test/support/fhirCorpus.ts). The 400 mutants
+    // (duplicate keys, depth) join once readBody parses with handlers/lib/fhirJson.ts.
+    const cases = mutants().filter((m) => m.status === 422);
+    assert.ok(cases.length >= 100);
+    const before = await items();
+    const wrong: string[] = [];
+    for (const m of cases) {
+      // Act
+      const res = await handler(request("POST", "/members", { raw: m.text }), lambdaContext());
+      // Assess
+      const issued = (json(res).issue ?? []) as { expression?: string[] }[];
+      const got = [...new Set(issued.flatMap((x) => x.expression ?? []))].sort();
+      if (res.statusCode !== m.status || JSON.stringify(got) !== JSON.stringify(m.expression)) {
+        wrong.push(`${m.file}: ${res.statusCode} ${JSON.stringify(got)}`);
+      }
+    }
+    assert.deepEqual(wrong, []);
+    assert.deepEqual(await items(), before);
+  });
 
   it("accepts every official HL7 R4 Patient example that has the registration fields, and names what the others lack", async () => {
     const files = fs.readdirSync(EXAMPLES).filter((f) => f.startsWith("Patient-"));
