@@ -15,7 +15,11 @@ import * as path from "node:path";
  * - the codes of every value set those required bindings name, expanded from
  *   the R4 value sets and code systems; a value set that cannot be expanded
  *   from the package (an external code system such as MIME types, or a
- *   filter) is listed in `unexpanded` and not checked (see the README).
+ *   filter) is listed in `unexpanded` and not checked (see the README);
+ * - every complete HL7 code system that a value set bound to those elements
+ *   (any strength) draws from, so that a Coding's code can be checked against
+ *   its system, as HL7's validator does;
+ * - each primitive type's regex.
  *
  * `npm run build:fhir` writes handlers/generated/fhirR4Definitions.js; a test
  * fails when the committed file is stale.
