@@ -356,7 +356,27 @@ const SCHEMAS: Record<string, Schema> = {
       stopDate: { type: ["string", "null"] },
       reportUri: { type: ["string", "null"] },
       report: { type: ["object", "null"] },
-      error: { type: "object" },
+      error: {
+        type: "object",
+        description: "A failed run's cause, as plain fields",
+        required: ["code", "message", "state"],
+        properties: {
+          code: { type: "string", description: "e.g. InputNotFound, or the function's error type" },
+          message: { type: ["string", "null"] },
+          state: {
+            type: ["string", "null"],
+            description: "The Step Functions error, e.g. States.TaskFailed",
+          },
+          job: {
+            type: "object",
+            properties: {
+              name: { type: "string" },
+              runId: { type: ["string", "null"] },
+              state: { type: ["string", "null"] },
+            },
+          },
+        },
+      },
     },
   },
 };

@@ -207,7 +207,14 @@ describe("authorizer against a local OIDC issuer and Secrets Manager (moto)", ()
     assert.deepEqual(resources(result), {
       Action: "execute-api:Invoke",
       Effect: "Allow",
-      Resource: [`${API}/POST/health`, `${API}/POST/members`, `${API}/GET/members/*`],
+      Resource: [
+        `${API}/POST/health`,
+        `${API}/POST/members`,
+        `${API}/GET/members`,
+        `${API}/GET/members/*`,
+        `${API}/GET/members/*/_history`,
+        `${API}/GET/members/*/_history/*`,
+      ],
     });
     assert.deepEqual(result.context, {
       clientId: CLIENT,
@@ -514,6 +521,8 @@ describe("authorizer against a local OIDC issuer and Secrets Manager (moto)", ()
     assert.deepEqual(resources(JSON.parse(line.slice(7))).Resource, [
       `${API}/POST/health`,
       `${API}/GET/members/*`,
+      `${API}/GET/members/*/_history`,
+      `${API}/GET/members/*/_history/*`,
     ]);
   });
 });

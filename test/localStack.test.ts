@@ -293,12 +293,16 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
     const done = await migrate(token, { source: "fhir", inputPrefix: `nothing-${unique()}/` });
 
     assert.equal(done.status, "FAILED");
-    assert.equal(done.error.error, "States.TaskFailed");
-    const cause = JSON.parse(done.error.cause);
-    assert.deepEqual([cause.JobName, cause.JobRunState], ["hoth-dev-ingest-fhir", "FAILED"]);
+    // The cause as plain fields, not JSON inside a string
+    assert.equal(done.error.state, "States.TaskFailed");
+    assert.equal(done.error.code, "InputNotFound");
     assert.match(
-      cause.ErrorMessage,
-      /^InputNotFound: Path does not exist: s3:\/\/hoth-dev-lake\/landing\/acme\/nothing-/,
+      done.error.message,
+      /^Path does not exist: s3:\/\/hoth-dev-lake\/landing\/acme\/nothing-/,
+    );
+    assert.deepEqual(
+      [done.error.job.name, done.error.job.state],
+      ["hoth-dev-ingest-fhir", "FAILED"],
     );
     const failed = stack.events.filter((e) => e.Detail.runId === done.id);
     assert.deepEqual(

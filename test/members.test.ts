@@ -48,10 +48,15 @@ function request(
     org?: string | null;
     headers?: Record<string, string>;
     query?: Record<string, string>;
+    /** The scopes the authorizer verified. @default Patient and Coverage, all interactions */
+    scopes?: string;
   } = {},
 ): APIGatewayProxyEvent {
   const base = proxyEvent("health");
-  const authorizer = { ...base.requestContext.authorizer } as Json;
+  const authorizer = {
+    ...base.requestContext.authorizer,
+    scopes: opts.scopes ?? "system/Patient.cruds system/Coverage.cruds",
+  } as Json;
   if (opts.org === null) delete authorizer.org;
   else authorizer.org = opts.org ?? ORG;
   return {
@@ -155,10 +160,20 @@ describe("member registry against moto (DynamoDB)", () => {
     ORG = `org-${orgs}`;
   });
 
+  /** Scopes for the requests `act` makes (post and get use them). */
+  let SCOPES: string | undefined;
+  const withScopes = async <T>(scopes: string, act: () => Promise<T>): Promise<T> => {
+    SCOPES = scopes;
+    try {
+      return await act();
+    } finally {
+      SCOPES = undefined;
+    }
+  };
   const post = (body: unknown, opts: Parameters<typeof request>[2] = {}) =>
-    handler(request("POST", "/members", { body, ...opts }), lambdaContext());
+    handler(request("POST", "/members", { body, scopes: SCOPES, ...opts }), lambdaContext());
   const get = (p: string, opts: Parameters<typeof request>[2] = {}) =>
-    handler(request("GET", p, opts), lambdaContext());
+    handler(request("GET", p, { scopes: SCOPES, ...opts }), lambdaContext());
 
   it("registers a Patient: 201, a server id, meta, and its head, first version and identifier in one commit", async () => {
     // Act
@@ -489,6 +504,140 @@ describe("member registry against moto (DynamoDB)", () => {
     assert.deepEqual(statuses(first), ["201 Created", "201 Created"]);
     assert.deepEqual(json(second), json(first));
     assert.deepEqual(await items(), written);
+  });
+
+  describe("SMART scopes per resource type and interaction", () => {
+    const system = "https://example-health.org/member-id";
+    const tx = () =>
+      bundle("transaction", [
+        { fullUrl: "urn:uuid:77777777-7777-4777-8777-777777777777", resource: patient() },
+        {
+          resource: {
+            ...coverage(),
+            beneficiary: { reference: "urn:uuid:77777777-7777-4777-8777-777777777777" },
+          },
+        },
+      ]);
+    const cases: [string, string, () => Promise<APIGatewayProxyResult>, number, string?][] = [
+      [
+        "v2: a transaction with a Coverage, Patient only",
+        "system/Patient.cruds",
+        () => post(tx()),
+        403,
+        "system/Coverage.c",
+      ],
+      [
+        "v1: a transaction with a Coverage, Patient only",
+        "system/Patient.write system/Patient.read",
+        () => post(tx()),
+        403,
+        "system/Coverage.c",
+      ],
+      ["v2 wildcard: a transaction", "system/*.c", () => post(tx()), 200],
+      ["v1 wildcard: a transaction", "system/*.write", () => post(tx()), 200],
+      ["v2: both types", "system/Patient.c system/Coverage.c", () => post(tx()), 200],
+      [
+        "user/ scopes grant nothing",
+        "user/*.cruds",
+        () => post(patient()),
+        403,
+        "system/Patient.c",
+      ],
+      [
+        "a conditional create needs search too",
+        "system/Patient.c",
+        () => post(patient(), { headers: { "If-None-Exist": `identifier=${system}|x` } }),
+        403,
+        "system/Patient.s",
+      ],
+      [
+        "a conditional create with c and s",
+        "system/Patient.cs",
+        () => post(patient(), { headers: { "If-None-Exist": `identifier=${system}|x` } }),
+        201,
+      ],
+      [
+        "read with s only",
+        "system/Patient.s",
+        () => get("/members/some-id"),
+        403,
+        "system/Patient.r",
+      ],
+      [
+        "vread with s only",
+        "system/Patient.s",
+        () => get("/members/some-id/_history/1"),
+        403,
+        "system/Patient.r",
+      ],
+      [
+        "history with c only",
+        "system/Patient.c",
+        () => get("/members/some-id/_history"),
+        403,
+        "system/Patient.r",
+      ],
+      [
+        "search with r only",
+        "system/Patient.r",
+        () => get("/members", { query: { identifier: `${system}|x` } }),
+        403,
+        "system/Patient.s",
+      ],
+      [
+        "search with v1 read",
+        "system/Patient.read",
+        () => get("/members", { query: { identifier: `${system}|x` } }),
+        200,
+      ],
+      ["read with v1 read", "system/Patient.read", () => get("/members/some-id"), 404],
+    ];
+    for (const [what, scopes, act, status, needed] of cases) {
+      it(`${what}: ${status}`, async () => {
+        const res = await withScopes(scopes, act);
+        assert.equal(res.statusCode, status, res.body);
+        if (needed) {
+          assert.equal(json(res).issue[0].code, "forbidden");
+          assert.ok(
+            json(res).issue[0].diagnostics.includes(needed),
+            json(res).issue[0].diagnostics,
+          );
+          assert.deepEqual(await items(), []);
+        }
+      });
+    }
+
+    it("refuses in a batch only the entry the scopes do not grant", async () => {
+      const res = await withScopes("system/Patient.c", () =>
+        post(
+          bundle("batch", [
+            { resource: patient() },
+            { resource: { ...coverage(), beneficiary: { reference: "Patient/x" } } },
+          ]),
+        ),
+      );
+      assert.deepEqual(statuses(res), ["201 Created", "403 Forbidden"]);
+      assert.deepEqual(json(res).entry[1].response.outcome.issue[0].expression, [
+        "Bundle.entry[1]",
+      ]);
+    });
+
+    it("refuses a PUT without the update scope", async () => {
+      const created = json(await post(patient("MBR-SCOPE-PUT")));
+      const res = await withScopes("system/Patient.cr", () =>
+        post(
+          bundle("transaction", [
+            {
+              resource: { ...patient("MBR-SCOPE-PUT"), id: created.id },
+              method: "PUT",
+              url: `Patient/${created.id}`,
+            },
+          ]),
+        ),
+      );
+      assert.equal(res.statusCode, 403);
+      assert.ok(json(res).issue[0].diagnostics.includes("system/Patient.u"));
+    });
   });
 
   it("answers 50 concurrent POSTs with one Idempotency-Key with one member, the same answer for all", async () => {

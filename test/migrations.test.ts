@@ -12,7 +12,7 @@ import {
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { migrationDefinition } from "../components/migrationDefinition";
 import { createLogger } from "../handlers/lib/logger";
-import { getMigration, migrationId, startMigration } from "../handlers/routes/migrations";
+import { failure, getMigration, migrationId, startMigration } from "../handlers/routes/migrations";
 import { lambdaContext, loadHandler, proxyEvent } from "./support/handlers";
 import { freePort, startMoto } from "./support/moto";
 
@@ -322,7 +322,7 @@ describe("migrations API against moto (Step Functions, S3)", () => {
       }),
       400,
       "invalid",
-      "The body may hold only source and inputPrefix",
+      "The body may hold only source and inputPrefix (or source 'registry' alone)",
     ],
     [
       "a token without an organisation",
@@ -464,5 +464,49 @@ describe("migrations API against moto (Step Functions, S3)", () => {
       report,
     });
     assert.equal(body(foreign).report, null);
+  });
+});
+
+describe("a failed migration's cause", () => {
+  it("is plain fields: a Glue job run's error class and message, the state error and the job", () => {
+    const cause = JSON.stringify({
+      Id: "jr_1",
+      JobName: "hoth-dev-ingest-fhir",
+      JobRunState: "FAILED",
+      ErrorMessage: "InputNotFound: Path does not exist: s3://lake/landing/acme/x/",
+    });
+    assert.deepEqual(failure("States.TaskFailed", cause), {
+      code: "InputNotFound",
+      message: "Path does not exist: s3://lake/landing/acme/x/",
+      state: "States.TaskFailed",
+      job: { name: "hoth-dev-ingest-fhir", runId: "jr_1", state: "FAILED" },
+    });
+  });
+
+  it("is plain fields for a Lambda error and for a plain-text cause", () => {
+    assert.deepEqual(
+      failure(
+        "InvalidExportInput",
+        JSON.stringify({
+          errorType: "InvalidExportInput",
+          errorMessage: "org must be an organisation id",
+        }),
+      ),
+      {
+        code: "InvalidExportInput",
+        message: "org must be an organisation id",
+        state: "InvalidExportInput",
+      },
+    );
+    assert.deepEqual(failure("InvalidInput", "Input needs runId"), {
+      code: "InvalidInput",
+      message: "Input needs runId",
+      state: "InvalidInput",
+    });
+    assert.deepEqual(failure(undefined, undefined), {
+      code: "Unknown",
+      message: null,
+      state: null,
+    });
   });
 });

@@ -8,6 +8,7 @@ import type {
 } from "aws-lambda";
 import { ROUTES } from "../components/routes";
 import { startApiGateway } from "../local/apiGateway";
+import { createRegistryTable } from "../local/registryTable";
 import { type Answer, assertNoEcho, EchoLedger, stringsIn } from "./support/echoes";
 import { captureOutput, lambdaContext, loadHandler, proxyEvent } from "./support/handlers";
 import { startMoto } from "./support/moto";
@@ -40,6 +41,17 @@ const VOCABULARY = new Set([
   "application/json",
   "application/fhir+json",
   "Bearer",
+  // FHIR's own names (elements and types an OperationOutcome may name)
+  "resourceType",
+  "Patient",
+  "identifier",
+  "system",
+  "value",
+  "name",
+  "family",
+  "gender",
+  "female",
+  "birthDate",
   ...ROUTES.flatMap((r) => [r.path, r.method, ...r.path.split("/")]),
 ]);
 
@@ -53,6 +65,7 @@ interface AppCase {
   path: string;
   resource?: string;
   pathParameters?: Record<string, string>;
+  queryStringParameters?: Record<string, string>;
   headers?: Record<string, string | null>;
   /** A JSON body, or a raw string. */
   body?: unknown;
@@ -62,6 +75,58 @@ interface AppCase {
 }
 
 const APP_CASES: AppCase[] = [
+  {
+    name: "a member id that cannot be one",
+    method: "GET",
+    path: `/members/${HOSTILE}`,
+    resource: "/members/{id}",
+    pathParameters: { id: HOSTILE },
+    status: 404,
+  },
+  {
+    name: "a member id that is not registered",
+    method: "GET",
+    path: `/members/${PHI}`,
+    resource: "/members/{id}",
+    pathParameters: { id: PHI },
+    status: 404,
+  },
+  {
+    name: "a version of a member that is not registered",
+    method: "GET",
+    path: `/members/${PHI}/_history/${PHI}`,
+    resource: "/members/{id}/_history/{vid}",
+    pathParameters: { id: PHI, vid: PHI },
+    status: 404,
+  },
+  {
+    name: "a member search by an unsupported parameter",
+    method: "GET",
+    path: "/members",
+    queryStringParameters: { [PHI]: HOSTILE },
+    status: 400,
+  },
+  {
+    name: "a member search by an identifier without a system",
+    method: "GET",
+    path: "/members",
+    queryStringParameters: { identifier: HOSTILE },
+    status: 400,
+  },
+  {
+    name: "a conditional create with unsupported criteria",
+    method: "POST",
+    path: "/members",
+    headers: { "Content-Type": "application/fhir+json", "If-None-Exist": `name=${HOSTILE}` },
+    body: {
+      resourceType: "Patient",
+      identifier: [{ system: "https://example.org/id", value: PHI }],
+      name: [{ family: PHI }],
+      gender: "female",
+      birthDate: "1970-01-01",
+    },
+    status: 412,
+  },
   { name: "an unknown path", method: "GET", path: `/${HOSTILE}`, status: 404 },
   { name: "an unknown method", method: `X-${PHI}`, path: "/migrations", status: 405 },
   {
@@ -161,6 +226,7 @@ function sentBy(c: AppCase): string[] {
     c.method,
     ...c.path.split("/"),
     ...Object.values(c.pathParameters ?? {}),
+    ...Object.entries(c.queryStringParameters ?? {}).flat(),
     ...Object.values(c.headers ?? {}).filter((v): v is string => typeof v === "string"),
     ...(typeof c.body === "string" ? [c.body] : stringsIn(c.body)),
     ...(c.body !== undefined && typeof c.body !== "string" ? [JSON.stringify(c.body)] : []),
@@ -179,6 +245,10 @@ function appEvent(c: AppCase): APIGatewayProxyEvent {
     path: c.path,
     resource: c.resource ?? c.path,
     pathParameters: c.pathParameters ?? null,
+    queryStringParameters: c.queryStringParameters ?? null,
+    multiValueQueryStringParameters: c.queryStringParameters
+      ? Object.fromEntries(Object.entries(c.queryStringParameters).map(([k, v]) => [k, [v]]))
+      : null,
     headers,
     body:
       c.body === undefined ? null : typeof c.body === "string" ? c.body : JSON.stringify(c.body),
@@ -210,6 +280,7 @@ describe("no echoes: no answer, header or log line repeats a value from the requ
       APP_SECRET_ID: "hoth-test/no-echoes",
       STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:hoth-test-no-echoes",
       LAKE_BUCKET: "hoth-test-no-echoes",
+      REGISTRY_TABLE: await createRegistryTable("hoth-test", "hoth-test-no-echoes-registry"),
     }));
   });
 

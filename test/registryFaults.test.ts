@@ -82,7 +82,10 @@ describe("member registry under backend faults (private moto)", function () {
         ...(key ? { "Idempotency-Key": key } : {}),
       },
       body: JSON.stringify(body),
-      requestContext: { ...base.requestContext, authorizer: { org } },
+      requestContext: {
+        ...base.requestContext,
+        authorizer: { org, scopes: "system/Patient.cruds system/Coverage.cruds" },
+      },
     };
   };
   const call = (registry: MemberRegistry, org: string, body: Json, key?: string) =>

@@ -31,7 +31,8 @@ import {
   type MemberRegistry,
   TransactionRefused,
 } from "../lib/registry";
-import { header, tenant } from "../lib/request";
+import { accessDenied, callerPermissions, header, requireAccess, tenant } from "../lib/request";
+import { type Interaction, isApiResourceType, permits } from "../lib/scopes";
 
 /** Largest accepted body (the API allows 10 MB; registration wants far less). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -107,8 +108,11 @@ function entriesOf(
   event: APIGatewayProxyEvent,
 ): { entries: Entry[]; transaction: boolean; bundle: boolean } {
   if (json.resourceType === "Patient") {
-    const issues = validateMember(json);
     const criteria = header(event, "If-None-Exist");
+    requireAccess(event, "Patient", "create");
+    // A conditional create tells whether a member exists: a search.
+    if (criteria !== undefined) requireAccess(event, "Patient", "search");
+    const issues = validateMember(json);
     let ifNoneExist: string | undefined;
     if (criteria !== undefined) {
       ifNoneExist = identifierCriterion(criteria);
@@ -163,6 +167,25 @@ function entriesOf(
       ),
     ]);
   }
+  // Per entry, what the caller's scopes must grant (SMART: resource type and
+  // interaction); in a transaction one entry not granted refuses all of it.
+  const permissions = callerPermissions(event);
+  const denied = new Map<number, HttpError>();
+  raw.forEach((e, index) => {
+    const type = (e.resource as Json | undefined)?.resourceType;
+    const request = (e.request as Json | undefined) ?? {};
+    if (!isApiResourceType(type) || type === "Task") return; // validation refuses it
+    const needs: Interaction[] =
+      request.method === "PUT"
+        ? ["update"]
+        : typeof request.ifNoneExist === "string"
+          ? ["create", "search"]
+          : ["create"];
+    const missing = needs.find((i) => !permits(permissions, type, i));
+    if (missing) denied.set(index, accessDenied(type, missing));
+  });
+  if (transaction && denied.size) throw [...denied.values()][0];
+
   const entries: Entry[] = [];
   const invalid: Issue[] = [];
   const perEntry = new Map<number, Issue[]>();
@@ -247,7 +270,14 @@ function entriesOf(
       {},
     );
   }
-  // Batch: entries that failed validation answer on their own.
+  // Batch: entries not granted or not valid answer on their own.
+  for (const [index, error] of denied) {
+    (entries[index] as Entry & { refusal?: Refusal }).refusal = {
+      status: 403,
+      issues: [issue("forbidden", error.message, `Bundle.entry[${index}]`)],
+    };
+    perEntry.delete(index);
+  }
   for (const [index, issues] of perEntry) {
     (entries[index] as Entry & { refusal?: Refusal }).refusal = {
       status:
@@ -637,6 +667,7 @@ export const getMember =
   ({ registry, budgetMs = 8000 }: MemberDeps): RouteImpl =>
   async ({ event, params, context }) => {
     const org = tenant(event);
+    requireAccess(event, "Patient", "read");
     if (!ID.test(params.id)) throw notFound();
     const head = await registry.head(
       org,
@@ -652,6 +683,7 @@ export const readMemberVersion =
   ({ registry, budgetMs = 8000 }: MemberDeps): RouteImpl =>
   async ({ event, params, context }) => {
     const org = tenant(event);
+    requireAccess(event, "Patient", "vread");
     if (!ID.test(params.id) || !/^[1-9]\d{0,9}$/.test(params.vid)) throw notFound();
     const body = await registry.version(
       org,
@@ -668,6 +700,7 @@ export const memberHistory =
   ({ registry, budgetMs = 8000 }: MemberDeps): RouteImpl =>
   async ({ event, params, context }) => {
     const org = tenant(event);
+    requireAccess(event, "Patient", "history");
     if (!ID.test(params.id)) throw notFound();
     const deadline = Deadline.forInvocation(context, budgetMs);
     const [head, versions] = await Promise.all([
@@ -702,6 +735,7 @@ export const searchMembers =
   ({ registry, budgetMs = 8000 }: MemberDeps): RouteImpl =>
   async ({ event, context }) => {
     const org = tenant(event);
+    requireAccess(event, "Patient", "search");
     const multi = event.multiValueQueryStringParameters ?? {};
     const single = event.queryStringParameters ?? {};
     const names = new Set([...Object.keys(multi), ...Object.keys(single)]);

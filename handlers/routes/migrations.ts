@@ -201,10 +201,49 @@ export const getMigration =
       body.reportUri = reportUri ?? null;
       body.report = reportUri ? await readReport(s3, settings, org, reportUri) : null;
     }
-    if (execution.status === "FAILED")
-      body.error = { error: execution.error, cause: execution.cause };
+    if (execution.status === "FAILED") body.error = failure(execution.error, execution.cause);
     return jsonResponse(200, body);
   };
+
+/**
+ * A failed run's cause as plain fields. Step Functions hands causes over as
+ * text, often JSON inside it: a Glue job run (`ErrorMessage`, which Glue
+ * prefixes with the error class, e.g. `InputNotFound: Path does not exist`)
+ * or a Lambda error (`errorType`, `errorMessage`).
+ */
+export function failure(error: string | undefined, cause: string | undefined) {
+  let parsed: Record<string, unknown> = {};
+  try {
+    const value = JSON.parse(cause ?? "");
+    if (value && typeof value === "object" && !Array.isArray(value)) parsed = value;
+  } catch {
+    // a plain-text cause
+  }
+  const text = (parsed.ErrorMessage ?? parsed.errorMessage ?? (cause || undefined)) as
+    | string
+    | undefined;
+  const prefixed = typeof text === "string" ? /^([A-Z][A-Za-z0-9]*): (.*)$/s.exec(text) : null;
+  const code =
+    (typeof parsed.errorType === "string" ? parsed.errorType : undefined) ??
+    prefixed?.[1] ??
+    error ??
+    "Unknown";
+  return {
+    code,
+    message: (prefixed ? prefixed[2] : text) ?? null,
+    /** The Step Functions error of the failed state, e.g. States.TaskFailed. */
+    state: error ?? null,
+    ...(typeof parsed.JobName === "string"
+      ? {
+          job: {
+            name: parsed.JobName,
+            runId: parsed.Id ?? null,
+            state: parsed.JobRunState ?? null,
+          },
+        }
+      : {}),
+  };
+}
 
 /** The run's JSON report, read only from this tenant's reports prefix. */
 async function readReport(s3: S3Client, settings: MigrationSettings, org: string, uri: string) {
