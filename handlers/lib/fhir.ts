@@ -18,7 +18,11 @@ import { xhtmlProblems } from "./xhtml";
  *   severity error), evaluated by @medplum/core's FHIRPath engine; ele-1 is
  *   the empty-value rule above, txt-1 is the narrative check (xhtml.ts), and
  *   dom-3 is checked here because the engine has no `descendants()`;
- * - required bindings (codes expanded at build time), reference target types;
+ * - required bindings (codes expanded at build time); a Coding's code exists
+ *   in its system when that is a complete HL7 code system a bound value set
+ *   draws from; reference target types;
+ * - a resource type other than Patient or Coverage (a Bundle entry, a
+ *   contained resource) is `not-supported`, as registration takes none;
  * - the registration rules (identifier, name, gender, birth date), which are
  *   business rules, not FHIR: their issues have code `business-rule`.
  *
