@@ -93,6 +93,7 @@ const issue = (code: Issue["code"], diagnostics: string, expression: string): Is
 
 /** Resource types the registry validates; other types in a Bundle are refused as not supported. */
 export const ACCEPTED_TYPES = ["Patient", "Coverage"] as const;
+const TOP_LEVEL_TYPES = [...ACCEPTED_TYPES, "Bundle"] as const;
 /** Issue codes of the registration rules (not FHIR): the only reasons a valid FHIR resource is refused. */
 export const REGISTRATION_CODES = new Set<Issue["code"]>(["business-rule", "not-supported"]);
 /** Deepest nesting the validator walks (fhirJson.ts refuses deeper bodies with 400 first). */
@@ -281,7 +282,9 @@ class Walker {
     }
     const r = value as Json;
     const type = r.resourceType;
-    if (typeof type !== "string" || this.m.kinds.get(type) !== "resource") {
+    // The top level is a Patient, a Coverage or the Bundle carrying them; inside, only the first two.
+    const accepted = this.resources.length === 0 ? TOP_LEVEL_TYPES : ACCEPTED_TYPES;
+    if (typeof type !== "string" || !(accepted as readonly string[]).includes(type)) {
       this.add(
         "not-supported",
         typeof type === "string"
