@@ -1,4 +1,7 @@
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 
 /** Shared measurement helpers for the benchmarks. Figures only; no pass/fail. */
 
@@ -49,4 +52,51 @@ export function table(header: string[], rows: (string | number)[][]): void {
   console.log(line(header));
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   for (const r of cells.slice(1)) console.log(line(r));
+}
+
+/**
+ * Today's bundle of a handler, for before/after figures measured in one run:
+ * the tree of git `ref` (default: where this branch left main) is exported
+ * to a temporary directory beside this one's node_modules and bundled by its
+ * own components/bundle.ts. Undefined when git cannot resolve the ref.
+ */
+export function baselineBundle(
+  name: "app" | "authorizer",
+  ref = process.env.BENCH_BASELINE ?? "",
+): { ref: string; code: string } | undefined {
+  const root = path.join(__dirname, "..");
+  const git = (...args: string[]) => spawnSync("git", args, { cwd: root, encoding: "utf8" });
+  const commit = (ref || git("merge-base", "HEAD", "main").stdout.trim()) as string;
+  if (!commit || git("cat-file", "-e", `${commit}^{commit}`).status !== 0) return undefined;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hoth-bench-baseline-"));
+  try {
+    const tar = path.join(dir, "tree.tar");
+    if (git("archive", "--format=tar", "-o", tar, commit).status !== 0) return undefined;
+    spawnSync("tar", ["-x", "-f", tar, "-C", dir]);
+    fs.symlinkSync(
+      fs.realpathSync(path.join(root, "node_modules")),
+      path.join(dir, "node_modules"),
+    );
+    const { bundleHandler } = require(path.join(dir, "components", "bundle.ts")) as {
+      bundleHandler: (n: string) => { code: string };
+    };
+    return { ref: commit.slice(0, 12), code: bundleHandler(name).code };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Cold loads of two bundles, alternating run by run so that both see the same machine load. */
+export function coldLoadPair(
+  a: string,
+  b: string,
+  env: Record<string, string>,
+  runs = 20,
+): { a: number[]; b: number[] } {
+  const out = { a: [] as number[], b: [] as number[] };
+  for (let i = 0; i < runs; i++) {
+    out.a.push(...coldLoad(a, env, 1).loadMs);
+    out.b.push(...coldLoad(b, env, 1).loadMs);
+  }
+  return out;
 }

@@ -1,15 +1,17 @@
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import * as esbuild from "esbuild";
 import { bundleHandler } from "../../components/bundle";
 import { EXAMPLES } from "../../components/openapi";
 import { validateBundleShape, validateMember } from "../../handlers/lib/fhir";
 import { createRegistryTable } from "../../local/registryTable";
 import { startMoto, stopMoto } from "../../test/support/moto";
 import { countingProxy } from "../../test/support/oidc";
-import { coldLoad, median, ms, percentile, table } from "../lib";
+import { baselineBundle, coldLoadPair, median, ms, percentile, table } from "../lib";
 
 /**
  * bench/members: p50/p99 of FHIR validation and of the whole POST /members
@@ -19,7 +21,9 @@ import { coldLoad, median, ms, percentile, table } from "../lib";
  * (counted); the app bundle's size and cold load. Targets: a transaction
  * costs a constant number of round trips; PUT transactions within 1.5x of
  * POST transactions; one Patient p50 no worse than the S3 registry's 8.5 ms;
- * 100-entry bundle validated in under 5 ms p50; cold load under 150 ms.
+ * 100-entry bundle validated in under 5 ms p50; cold load under 150 ms
+ * and at most 20 ms over today's bundle (main's, built and loaded in the same
+ * run, alternately); the validator's one-off model build on the first call.
  */
 
 type Json = Record<string, unknown>;
@@ -51,12 +55,16 @@ function transaction(n: number): Json {
   return { resourceType: "Bundle", type: "transaction", entry };
 }
 
-function time(fn: () => unknown, runs: number): number[] {
+/** Wall time of each run (ms); `cpu` gets this process's CPU time of each (ms), which other load on a shared machine inflates less. */
+function time(fn: () => unknown, runs: number, cpu: number[] = []): number[] {
   const out: number[] = [];
   for (let i = 0; i < runs; i++) {
+    const c = process.cpuUsage();
     const t = process.hrtime.bigint();
     fn();
     out.push(Number(process.hrtime.bigint() - t) / 1e6);
+    const used = process.cpuUsage(c);
+    cpu.push((used.user + used.system) / 1e3);
   }
   return out;
 }
@@ -71,6 +79,48 @@ async function timeAsync(fn: () => Promise<unknown>, runs: number): Promise<numb
   return out;
 }
 
+/**
+ * The validator's first call in a fresh process (it builds its model from the
+ * generated R4 definitions then), against the second: medians of `runs`.
+ */
+function firstValidation(runs: number): {
+  requireMs: number[];
+  firstMs: number[];
+  secondMs: number[];
+} {
+  const fhir = path.join(__dirname, "..", "..", "handlers", "lib", "fhir.ts");
+  const code = esbuild.buildSync({
+    stdin: {
+      contents: `const h=()=>Number(process.hrtime.bigint())/1e6;const p=${JSON.stringify(patient)};
+const t0=h();const f=require(${JSON.stringify(fhir)});const t1=h();
+if(f.validateMember(p).length)throw new Error("invalid");const t2=h();f.validateMember(p);const t3=h();
+process.stdout.write(JSON.stringify([t1-t0,t2-t1,t3-t2]));`,
+      resolveDir: __dirname,
+      loader: "js",
+    },
+    bundle: true,
+    platform: "node",
+    target: "node22",
+    minify: true,
+    write: false,
+    logLevel: "silent",
+  }).outputFiles[0].text;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hoth-bench-first-"));
+  const file = path.join(dir, "first.js");
+  fs.writeFileSync(file, code);
+  const out = { requireMs: [] as number[], firstMs: [] as number[], secondMs: [] as number[] };
+  for (let i = 0; i < runs; i++) {
+    const run = spawnSync(process.execPath, [file], { encoding: "utf8" });
+    if (run.status !== 0) throw new Error(`first validation failed: ${run.stderr || run.error}`);
+    const [r, f, s] = JSON.parse(run.stdout) as number[];
+    out.requireMs.push(r);
+    out.firstMs.push(f);
+    out.secondMs.push(s);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  return out;
+}
+
 async function main() {
   const tx = transaction(100);
   const validateTx = () => {
@@ -81,7 +131,8 @@ async function main() {
   };
   time(validateTx, 50); // warm up
   const vSingle = time(() => validateMember(patient), 2000);
-  const vTx = time(validateTx, 500);
+  const vTxCpu: number[] = [];
+  const vTx = time(validateTx, 500, vTxCpu);
 
   await startMoto();
   const motoUrl = process.env.AWS_ENDPOINT_URL as string;
@@ -187,7 +238,12 @@ async function main() {
 
   stopMoto();
 
-  const { loadMs } = coldLoad(file, { ...env, AWS_REGION: "us-east-1" });
+  const baseline = baselineBundle("app");
+  const baseFile = path.join(dir, "baseline.js");
+  if (baseline) fs.writeFileSync(baseFile, baseline.code);
+  const loads = coldLoadPair(file, baseline ? baseFile : file, { ...env, AWS_REGION: "us-east-1" });
+  const loadMs = loads.a;
+  const first = firstValidation(10);
   fs.rmSync(dir, { recursive: true, force: true });
 
   console.log(
@@ -236,9 +292,35 @@ async function main() {
     [
       ["app bundle size", `${code.length} bytes`, ""],
       ["cold module load, median of 20", ms(median(loadMs)), "< 150 ms"],
+      ...(baseline
+        ? [
+            [
+              `cold module load of main's bundle (${baseline.ref}), same run`,
+              ms(median(loads.b)),
+              "",
+            ],
+            ["cold load growth over main", ms(median(loadMs) - median(loads.b)), "<= 20 ms"],
+            [
+              "cold load growth, median of the paired differences",
+              ms(median(loadMs.map((a, i) => a - loads.b[i]))),
+              "<= 20 ms",
+            ],
+            ["size of main's bundle", `${baseline.code.length} bytes`, ""],
+          ]
+        : [["main's bundle", "not found (git)", ""]]),
       ["100-entry validation p50", ms(median(vTx)), "< 5 ms"],
+      ["100-entry validation p50, CPU time of this process", ms(median(vTxCpu)), ""],
       ["one Patient p50", ms(median(hSingle)), "<= 8.5 ms (S3 registry, same bench)"],
       ["PUT / POST transaction p50", `${(median(hPuts) / median(hPosts)).toFixed(2)}x`, "<= 1.5x"],
+    ],
+  );
+  console.log();
+  table(
+    ["validator in a fresh process, median of 10", "value"],
+    [
+      ["require handlers/lib/fhir", ms(median(first.requireMs))],
+      ["first validateMember (builds the R4 model)", ms(median(first.firstMs))],
+      ["second validateMember", ms(median(first.secondMs))],
     ],
   );
 }

@@ -22,9 +22,10 @@ export class HttpError extends Error {
   }
 }
 
+/** 400; `issues`, when given, are the response's issues (each with its FHIRPath expression). */
 export class BadRequestError extends HttpError {
-  constructor(message: string, code: IssueType = "invalid") {
-    super(400, code, message);
+  constructor(message: string, code: IssueType = "invalid", issues?: Issue[]) {
+    super(400, code, message, {}, { issues });
     this.name = "BadRequestError";
   }
 }

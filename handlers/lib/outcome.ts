@@ -19,7 +19,10 @@ export type IssueType =
   | "throttled"
   | "transient"
   | "exception"
-  | "processing";
+  | "processing"
+  | "invariant"
+  | "code-invalid"
+  | "business-rule";
 
 export interface Issue {
   severity: "fatal" | "error" | "warning" | "information";
