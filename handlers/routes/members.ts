@@ -9,6 +9,7 @@ import {
   UnprocessableError,
 } from "../lib/errors";
 import { validateBundleShape, validateMember } from "../lib/fhir";
+import { parseFhirJson } from "../lib/fhirJson";
 import type { RouteImpl } from "../lib/http";
 import {
   type Entry,
@@ -90,12 +91,8 @@ function readBody(event: APIGatewayProxyEvent): { json: Json; raw: Buffer } {
   const raw = Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8");
   if (raw.length > MAX_BODY_BYTES)
     throw new HttpError(413, "too-long", "The body is larger than 1 MB");
-  let json: unknown;
-  try {
-    json = JSON.parse(raw.toString("utf8"));
-  } catch {
-    throw new BadRequestError("The body is not valid JSON", "structure");
-  }
+  // Strict: duplicate keys and nesting past a limit are 400 (handlers/lib/fhirJson.ts).
+  const json = parseFhirJson(raw.toString("utf8"));
   if (!json || typeof json !== "object" || Array.isArray(json)) {
     throw new BadRequestError("The body must be a FHIR resource (a JSON object)", "structure");
   }
