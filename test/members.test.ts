@@ -700,7 +700,7 @@ describe("member registry against moto (DynamoDB)", () => {
       "invalid JSON",
       () => request("POST", "/members", { raw: "{not json" }),
       400,
-      [["structure", "The body is not valid JSON", undefined]],
+      [["structure", "The body is not valid JSON", "$this"]],
     ],
     [
       "a content type that is not FHIR JSON",
