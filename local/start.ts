@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process";
 import * as net from "node:net";
 import * as path from "node:path";
+import { ROUTES } from "../components/routes";
 import { LOCAL_CLIENTS } from "./okta";
 import { PYTHON } from "./python";
 import { type LocalStack, startStack } from "./stack";
@@ -105,18 +106,24 @@ async function main() {
   }
   show.done();
   const client = LOCAL_CLIENTS[0];
+  const routes = ROUTES.map((r) => `${r.method} ${r.path}`);
   console.log(`
 HOTH local stack ready in ${elapsed(started)} (stack ${stack.stack})
-  API            ${stack.apiUrl}   POST /health, POST /members, GET /members/{id}, POST /migrations, GET /migrations/{id}
+  API            ${stack.apiUrl}
+                 ${routes.join(", ")}
   Okta (local)   ${stack.issuer}   token endpoint ${stack.tokenUrl}
   AWS (moto)     ${stack.motoUrl}   lake bucket s3://${stack.lakeBucket}
   Glue log       ${path.relative(ROOT, stack.glueLog)}
 
-Get a token:   TOKEN=$(npm run --silent token -- --scopes "system/Patient.cruds system/Task.cruds" --org ${client.org})
+Get a token:   TOKEN=$(npm run --silent token)   (npm run token -- --help for scopes and organisation)
 Call the API:  curl -X POST ${stack.apiUrl}/health -H "Authorization: Bearer $TOKEN" -H "X-Client-Id: ${client.clientId}"
 The lake:      npm run lake -- put <file> landing/${client.org}/extracts/members.csv   |   npm run lake -- ls curated/
 Postman:       import postman/hoth.postman_collection.json and postman/environments/local.postman_environment.json;
-               the local environment's clientSecret is ${client.clientId}'s local-only secret: ${client.secret}
+               the local environment's clientSecret is its client's local-only secret:
+${LOCAL_CLIENTS.map((c) => `                 ${c.clientId} (organisation ${c.org}): ${c.secret}`).join("\n")}
+The authorizer warns "HTTPS check is disabled" on its first token: the local
+Okta is plain http on loopback, allowed only here (OKTA_ALLOW_INSECURE_ISSUER,
+which no deployed stack sets).
 Ctrl-C stops everything.
 `);
 }

@@ -713,6 +713,8 @@ describe("API Gateway emulator (local/apiGateway.ts)", () => {
     for (const [label, method, path] of [
       ["an unknown path", "GET", "/nowhere"],
       ["a method the resource does not define", "DELETE", "/members/m-1"],
+      ["GET on a POST-only resource", "GET", "/health"],
+      ["DELETE on a POST-only resource", "DELETE", "/health"],
       ["an empty path parameter", "GET", "/members/"],
     ]) {
       it(`answers 404 MISSING_AUTHENTICATION_TOKEN without invoking the authorizer for ${label}`, async () => {

@@ -18,6 +18,9 @@ for (const stream of [process.stdout, process.stderr]) {
   const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
   stream.write = ((chunk: unknown, ...rest: unknown[]) => {
     const text = typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString() : "";
+    // @okta/jwt-verifier's warning for the local stack's plain-http issuer on
+    // loopback (OKTA_ALLOW_INSECURE_ISSUER, set only by the local stack): expected.
+    if (text.startsWith("Warning: HTTPS check is disabled.")) return true;
     if (text.startsWith('{"level":"')) {
       fs.appendFileSync(HANDLER_LOGS, text.endsWith("\n") ? text : `${text}\n`);
       return true;
