@@ -6,6 +6,7 @@ import OktaJwtVerifier = require("@okta/jwt-verifier");
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from "aws-lambda";
 import { ROUTES } from "../components/routes";
 import { allowedRoutes, policyFor } from "./lib/authz";
+import { clientOptions } from "./lib/aws";
 import { envSeconds, requireEnv } from "./lib/env";
 import { MalformedToken, tokenShape } from "./lib/jwtShape";
 import { correlationId, createLogger } from "./lib/logger";
@@ -28,7 +29,7 @@ const settings = {
   allowInsecureIssuer: process.env.OKTA_ALLOW_INSECURE_ISSUER === "true",
 };
 const secrets = new SecretCache(
-  new SecretsManagerClient({ maxAttempts: 2 }),
+  new SecretsManagerClient(clientOptions()),
   envSeconds("OKTA_SETTINGS_TTL_SECONDS", 300),
 );
 

@@ -256,6 +256,17 @@ describe("stack configuration", () => {
       "hoth:alarms.cpu: is not a setting of this project; remove it (pulumi config rm --path 'hoth:alarms.cpu' --stack dev)",
     ],
     [
+      "a Lambda timeout shorter than one AWS call with its retries",
+      {
+        "hoth:lambda": JSON.stringify({
+          memorySizeMb: 512,
+          timeoutSeconds: 5,
+          reservedConcurrency: 5,
+        }),
+      },
+      "hoth:lambda.timeoutSeconds: must be at least 10; set it with: pulumi config set --path 'hoth:lambda.timeoutSeconds' <value> --stack dev",
+    ],
+    [
       "a key inside okta the project does not know",
       { "hoth:okta": okta({ audiences: ["api://hoth"] }) },
       "hoth:okta.audiences: is not a setting of this project; remove it (pulumi config rm --path 'hoth:okta.audiences' --stack dev)",
