@@ -11,7 +11,10 @@ new PolicyPack("hoth-compliance", {
     name: rule.name,
     description: rule.description,
     configSchema: {
-      properties: { requireTableDeletionProtection: { type: "boolean", default: false } },
+      properties: {
+        requireTableDeletionProtection: { type: "boolean", default: false },
+        requireAuditTrail: { type: "boolean", default: true },
+      },
     },
     validateStack: (args, reportViolation) => {
       const resources = args.resources.map(fromPolicyResource);

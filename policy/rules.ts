@@ -37,6 +37,12 @@ export interface Violation {
 export interface RuleContext {
   /** DynamoDB tables must have deletion protection (`hoth:registry.deletionProtection`). */
   requireTableDeletionProtection?: boolean;
+  /**
+   * The program must hold an audit trail. @default true; false only for the
+   * one-time account bootstrap (bootstrap/), which holds no PHI and whose
+   * changes the stack trails record as management events.
+   */
+  requireAuditTrail?: boolean;
 }
 
 export interface Rule {
@@ -466,7 +472,8 @@ const auditTrail: Rule = {
   name: "audit-trail",
   description:
     "The stack has a CloudTrail trail that is logging, validates its log files and encrypts them with a KMS key.",
-  check: (rs) => {
+  check: (rs, context = {}) => {
+    if (context.requireAuditTrail === false) return [];
     const trails = rs.filter((r) => r.type === T.trail);
     const problems = (t: Res) => [
       ...(t.props.enableLogFileValidation === true ? [] : ["log file validation"]),

@@ -9,7 +9,10 @@ import { RULES, type RuleContext } from "../policy/rules";
  */
 export function policyContext(stack: string): RuleContext {
   const config = parseStackConfig(stack, stackConfigFile(stack));
-  return { requireTableDeletionProtection: config.registry.deletionProtection };
+  return {
+    requireTableDeletionProtection: config.registry.deletionProtection,
+    requireAuditTrail: true,
+  };
 }
 
 export function policyConfig(stack: string): Record<string, RuleContext> {

@@ -8,7 +8,7 @@ import { localStack } from "./support/localStack";
 const ROOT = path.join(__dirname, "..");
 
 /** The README's walk-through block, exactly as a reader pastes it. */
-export function walkthrough(): string {
+function walkthrough(): string {
   const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
   const m = /<!-- walkthrough:start -->\n```sh\n([\s\S]*?)```\n<!-- walkthrough:end -->/.exec(
     readme,

@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import * as net from "node:net";
 import * as path from "node:path";
 import { freePort } from "../local/moto";
+import { LOCAL_CLIENTS } from "../local/okta";
 import { alive, tree } from "../local/processTree";
 
 const ROOT = path.join(__dirname, "..");
@@ -52,7 +53,9 @@ describe("npm start", function () {
     assert.match(run.out(), /HOTH local stack ready in \d+\.\d s \(stack dev\)/);
     assert.ok(run.out().includes(`API            http://127.0.0.1:${api}/local`));
     assert.ok(run.out().includes(`AWS (moto)     http://127.0.0.1:${aws}`));
-    assert.ok(run.out().includes(`npm run --silent token -- --scopes`));
+    assert.ok(run.out().includes("TOKEN=$(npm run --silent token)"));
+    for (const c of LOCAL_CLIENTS)
+      assert.ok(run.out().includes(`${c.clientId} (organisation ${c.org}): ${c.secret}`));
     assert.ok(children.size >= 3, `expected moto, the Glue worker and its JVM: ${[...children]}`);
     const health = await fetch(`http://127.0.0.1:${api}/local/health`, { method: "POST" });
     assert.equal(health.status, 401);
