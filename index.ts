@@ -5,7 +5,6 @@ import { appRouteStatements } from "./components/appPolicies";
 import { trailArn } from "./components/auditPolicies";
 import { AuditTrail } from "./components/auditTrail";
 import { AuthorizedApi } from "./components/authorizedApi";
-import { parseStackConfig, type StackConfig } from "./components/config";
 import { DeliveryPipeline } from "./components/deliveryPipeline";
 import { GlueJobs } from "./components/glueJobs";
 import { MemberRegistry } from "./components/memberRegistry";
@@ -13,6 +12,7 @@ import { MigrationStateMachine } from "./components/migrationStateMachine";
 import { Monitoring } from "./components/monitoring";
 import { registryAppStatements } from "./components/registryPolicies";
 import { SecretStore } from "./components/secretStore";
+import { parseStackConfig, type StackConfig } from "./contracts/config";
 
 /**
  * The HOTH program: reads the typed stack configuration and composes the

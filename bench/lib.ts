@@ -58,7 +58,7 @@ export function table(header: string[], rows: (string | number)[][]): void {
  * Today's bundle of a handler, for before/after figures measured in one run:
  * the tree of git `ref` (default: where this branch left main) is exported
  * to a temporary directory beside this one's node_modules and bundled by its
- * own components/bundle.ts. Undefined when git cannot resolve the ref.
+ * own bundle.ts (contracts/, or components/ before the move). Undefined when git cannot resolve the ref.
  */
 export function baselineBundle(
   name: "app" | "authorizer",
@@ -77,7 +77,11 @@ export function baselineBundle(
       fs.realpathSync(path.join(root, "node_modules")),
       path.join(dir, "node_modules"),
     );
-    const { bundleHandler } = require(path.join(dir, "components", "bundle.ts")) as {
+    // The bundler moved from components/ to contracts/; a baseline may have either.
+    const bundler = ["contracts", "components"]
+      .map((d) => path.join(dir, d, "bundle.ts"))
+      .find((f) => fs.existsSync(f)) as string;
+    const { bundleHandler } = require(bundler) as {
       bundleHandler: (n: string) => { code: string };
     };
     return { ref: commit.slice(0, 12), code: bundleHandler(name).code };

@@ -1,7 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { assumeRolePolicy, policy } from "../components/iam";
 import { secureBucket } from "../components/secureBucket";
+import { assumeRolePolicy, policy } from "../contracts/iam";
 
 /**
  * One-time account setup, run by hand with a local file backend:

@@ -1,4 +1,4 @@
-import type { Statement } from "./iam";
+import type { Statement } from "../contracts/iam";
 
 export interface AppRouteScope {
   stateMachineArn: string;

@@ -1,4 +1,4 @@
-import type { Statement } from "./iam";
+import type { Statement } from "../contracts/iam";
 
 /**
  * Pure builders for the audit trail: its name and ARN, its event selectors

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { GATEWAY_RESPONSES, outcomeTemplate } from "./gatewayResponses";
+import { GATEWAY_RESPONSES, outcomeTemplate } from "../contracts/gatewayResponses";
+import { policy, type Statement } from "../contracts/iam";
+import { arnPath, identitySource, ROUTES, type Route } from "../contracts/routes";
 import { handlerFunction } from "./handlerFunction";
-import { policy, type Statement } from "./iam";
-import { arnPath, identitySource, ROUTES, type Route } from "./routes";
 import type { SecretStore } from "./secretStore";
 
 export interface AuthorizedApiArgs {

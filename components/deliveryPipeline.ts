@@ -1,7 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { assumeRolePolicy } from "../contracts/iam";
 import { eventsToTopic } from "./eventsToTopic";
-import { assumeRolePolicy } from "./iam";
 import {
   buildRoleStatements,
   deployRoleStatements,

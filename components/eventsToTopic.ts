@@ -1,6 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { policy } from "./iam";
+import { policy } from "../contracts/iam";
 
 export interface EventsToTopicArgs {
   /** Logical names of the target and of the topic policy. */

@@ -2,9 +2,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { glueJobName, JOBS } from "./glueJobNames";
+import { glueJobName, JOBS } from "../contracts/glueJobNames";
+import { assumeRolePolicy, policy } from "../contracts/iam";
 import { type GlueJobKind, glueJobStatements } from "./gluePolicies";
-import { assumeRolePolicy, policy } from "./iam";
 import type { SecretStore } from "./secretStore";
 import { secureBucket } from "./secureBucket";
 
@@ -31,7 +31,7 @@ export const CURATED: {
   tables: Record<string, [string, string][]>;
 } = JSON.parse(fs.readFileSync(path.join(GLUE_DIR, "curated_tables.json"), "utf8"));
 
-export { JOBS } from "./glueJobNames";
+export { JOBS } from "../contracts/glueJobNames";
 
 /**
  * The data plane: the lake bucket (landing/, curated/, quarantine/, reports/,

@@ -1,4 +1,5 @@
-import type { Statement } from "./iam";
+import type { GlueJobKind } from "../contracts/glueJobNames";
+import type { Statement } from "../contracts/iam";
 
 /**
  * IAM statements of the two Glue job roles, as pure data. Each job may read
@@ -12,7 +13,7 @@ export interface GlueScope {
   keyArn: string;
 }
 
-export type GlueJobKind = "legacy" | "ingest";
+export type { GlueJobKind };
 
 /** What each job reads and writes (key prefixes in the lake). */
 export const JOB_IO: Record<GlueJobKind, { read: string[]; write: string[] }> = {

@@ -1,10 +1,10 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { bundleHandler, type HandlerName } from "./bundle";
-import { assumeRolePolicy, logWriteStatements, policy, xrayStatements } from "./iam";
+import { bundleHandler, type HandlerName } from "../contracts/bundle";
+import { assumeRolePolicy, logWriteStatements, policy, xrayStatements } from "../contracts/iam";
 
 export interface HandlerFunctionArgs {
-  /** Which bundle (components/bundle.ts) the function runs. */
+  /** Which bundle (contracts/bundle.ts) the function runs. */
   handler: HandlerName;
   /** Physical function name; also names its role and log group. */
   functionName: string;

@@ -1,8 +1,9 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { policy } from "../contracts/iam";
+import { REGISTRY_KEYS, registryTableName } from "../contracts/registryTable";
 import { handlerFunction } from "./handlerFunction";
-import { policy } from "./iam";
-import { REGISTRY_KEYS, registryExportStatements, registryTableName } from "./registryPolicies";
+import { registryExportStatements } from "./registryPolicies";
 
 export interface MemberRegistryArgs {
   prefix: string;

@@ -1,8 +1,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { assumeRolePolicy, policy, type Statement, xrayStatements } from "../contracts/iam";
+import { EVENT_SOURCE, migrationDefinition } from "../contracts/migrationDefinition";
 import type { AlertsTopic } from "./alertsTopic";
-import { assumeRolePolicy, policy, type Statement, xrayStatements } from "./iam";
-import { EVENT_SOURCE, migrationDefinition } from "./migrationDefinition";
 
 export interface MigrationStateMachineArgs {
   prefix: string;

@@ -1,4 +1,4 @@
-import { logWriteStatements, type Statement } from "./iam";
+import { logWriteStatements, type Statement } from "../contracts/iam";
 
 /**
  * IAM statements of the delivery pipeline's three roles, as pure data.

@@ -1,13 +1,4 @@
-import type { Statement } from "./iam";
-
-/**
- * The member registry table's shape, shared by MemberRegistry, the local
- * stack and the tests: string keys `pk`/`sk`, TTL attribute `exp`
- * (handlers/lib/registry.ts documents the items).
- */
-export const REGISTRY_KEYS = { hashKey: "pk", rangeKey: "sk", ttlAttribute: "exp" } as const;
-
-export const registryTableName = (prefix: string) => `${prefix}-member-registry`;
+import type { Statement } from "../contracts/iam";
 
 /** The item actions the app's member routes use, and nothing else (no Scan, no table actions). */
 export const REGISTRY_APP_ACTIONS = [

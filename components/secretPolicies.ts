@@ -1,5 +1,5 @@
+import { type PolicyDocument, policy, type Statement } from "../contracts/iam";
 import { cloudTrailKeyStatements } from "./auditPolicies";
-import { type PolicyDocument, policy, type Statement } from "./iam";
 
 /**
  * Pure builders for the SecretStore's key policy and secret resource

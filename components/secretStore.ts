@@ -1,7 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { policy, secretReadStatements } from "./iam";
+import { policy, secretReadStatements } from "../contracts/iam";
 import { keyPolicy, secretResourcePolicy } from "./secretPolicies";
 
 export const SECRET_NAMES = ["okta", "app", "tokenization"] as const;

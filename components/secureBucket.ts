@@ -1,6 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { denyInsecureTransport, policy, type Statement } from "./iam";
+import { denyInsecureTransport, policy, type Statement } from "../contracts/iam";
 
 export interface SecureBucketArgs {
   /** Physical bucket name. */

@@ -6,7 +6,7 @@
  * generic (`T` is `string` in tests, `pulumi.Input<string>` in the component).
  */
 
-/** The alarm thresholds of a stack (`hoth:alarms`, components/config.ts). */
+/** The alarm thresholds of a stack (`hoth:alarms`, contracts/config.ts). */
 export interface AlarmThresholds {
   api5xxRatePercent: number;
   apiLatencyP99Ms: number;

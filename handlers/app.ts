@@ -3,7 +3,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
-import { resolveRoute } from "../components/routes";
+import { resolveRoute } from "../contracts/routes";
 import { clientOptions } from "./lib/aws";
 import { envSeconds, requireEnv } from "./lib/env";
 import { HttpError } from "./lib/errors";
@@ -49,7 +49,7 @@ const members = {
   registry: new MemberRegistry(new DynamoDBClient(clientOptions()), settings.registryTable),
 };
 
-/** Route implementations by "METHOD path", matching components/routes.ts. */
+/** Route implementations by "METHOD path", matching contracts/routes.ts. */
 const implementations: Record<string, RouteImpl> = {
   "POST /health": health(settings, secrets),
   "POST /members": registerMembers(members),

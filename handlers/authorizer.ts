@@ -4,7 +4,7 @@ import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import OktaJwtVerifier = require("@okta/jwt-verifier");
 
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from "aws-lambda";
-import { ROUTES } from "../components/routes";
+import { ROUTES } from "../contracts/routes";
 import { allowedRoutes, policyFor } from "./lib/authz";
 import { clientOptions } from "./lib/aws";
 import { envSeconds, requireEnv } from "./lib/env";

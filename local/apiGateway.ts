@@ -13,18 +13,18 @@ import {
   type GatewayResponseSpec,
   outcomeTemplate,
   renderTemplate,
-} from "../components/gatewayResponses";
-import { IDENTITY_SOURCES, type Route, resolveRoute } from "../components/routes";
+} from "../contracts/gatewayResponses";
+import { IDENTITY_SOURCES, type Route, resolveRoute } from "../contracts/routes";
 
 /**
  * An API Gateway (REST) emulator on loopback with the semantics HOTH relies
  * on: the REQUEST authorizer invoked with API Gateway's event shape after the
  * identity-source check, its result cached per identity sources and route
- * (components/routes.ts IDENTITY_CONTEXT) for the TTL,
+ * (contracts/routes.ts IDENTITY_CONTEXT) for the TTL,
  * the returned policy evaluated against the method ARN (Allow -> integration,
  * explicit or implicit deny -> 403, `Unauthorized` -> 401, other errors ->
  * 500), Lambda proxy events with `requestContext.authorizer`, the gateway
- * responses of components/gatewayResponses.ts, the 10 MB payload limit, the
+ * responses of contracts/gatewayResponses.ts, the 10 MB payload limit, the
  * integration timeout, and 502 for a function error or a malformed proxy
  * result (https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html).
  */

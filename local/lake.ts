@@ -8,7 +8,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { parseStackConfig } from "../components/config";
+import { parseStackConfig } from "../contracts/config";
 import { stackConfigFile } from "./stackConfig";
 
 /**

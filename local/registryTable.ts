@@ -4,7 +4,7 @@ import {
   UpdateTimeToLiveCommand,
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
-import { REGISTRY_KEYS, registryTableName } from "../components/registryPolicies";
+import { REGISTRY_KEYS, registryTableName } from "../contracts/registryTable";
 
 /**
  * The member registry table in the AWS emulator, with MemberRegistry's key

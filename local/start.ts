@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import * as net from "node:net";
 import * as path from "node:path";
-import { ROUTES } from "../components/routes";
+import { ROUTES } from "../contracts/routes";
 import { LOCAL_CLIENTS } from "./okta";
 import { PYTHON } from "./python";
 import { type LocalStack, startStack } from "./stack";

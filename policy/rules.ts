@@ -1,5 +1,5 @@
-import { REQUIRED_TAGS } from "../components/config";
-import { asList, type PolicyDocument, type Statement } from "../components/iam";
+import { REQUIRED_TAGS } from "../contracts/config";
+import { asList, type PolicyDocument, type Statement } from "../contracts/iam";
 
 /**
  * HOTH's compliance rules as pure functions over a normalised view of a

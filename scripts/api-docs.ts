@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { EXAMPLES, openApi } from "../components/openapi";
-import { ROUTES, type Route } from "../components/routes";
+import { EXAMPLES, openApi } from "../contracts/openapi";
+import { ROUTES, type Route } from "../contracts/routes";
 
 /**
  * `npm run api-docs`: writes, from the route table, docs/openapi.json and the

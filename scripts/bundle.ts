@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { bundleHandler, HANDLERS, type HandlerName } from "../components/bundle";
+import { bundleHandler, HANDLERS, type HandlerName } from "../contracts/bundle";
 
 /** Writes the same bundles Pulumi ships to dist/<function>/index.js. */
 const names = (

@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import program = require("../index");
 
-import { parseStackConfig } from "../components/config";
+import { parseStackConfig } from "../contracts/config";
 import { plain, type Recorded, recorded, settle, stackConfig, useStack } from "../test/harness";
 
 /**

@@ -1,4 +1,4 @@
-import { parseStackConfig } from "../components/config";
+import { parseStackConfig } from "../contracts/config";
 import { stackConfigFile } from "../local/stackConfig";
 import { RULES, type RuleContext } from "../policy/rules";
 

@@ -2,8 +2,8 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Collection, type Item } from "postman-collection";
-import { openApi } from "../components/openapi";
-import { ROUTES } from "../components/routes";
+import { openApi } from "../contracts/openapi";
+import { ROUTES } from "../contracts/routes";
 import { collection, ENVIRONMENTS, environment, files } from "../scripts/api-docs";
 
 const ROOT = path.join(__dirname, "..");
@@ -31,10 +31,10 @@ describe("OpenAPI description", () => {
 
   it("cannot drift from the route table", () => {
     assert.throws(() => openApi([...ROUTES, { ...ROUTES[0], path: "/extra" }]), {
-      message: "Route 'POST /extra' has no OpenAPI operation in components/openapi.ts",
+      message: "Route 'POST /extra' has no OpenAPI operation in contracts/openapi.ts",
     });
     assert.throws(() => openApi(ROUTES.slice(1)), {
-      message: "OpenAPI operation 'POST /health' has no route in components/routes.ts",
+      message: "OpenAPI operation 'POST /health' has no route in contracts/routes.ts",
     });
   });
 });

@@ -6,8 +6,8 @@ import type {
   APIGatewayRequestAuthorizerEvent,
   Context,
 } from "aws-lambda";
-import { GATEWAY_RESPONSES } from "../components/gatewayResponses";
-import { IDENTITY_SOURCES, ROUTES } from "../components/routes";
+import { GATEWAY_RESPONSES } from "../contracts/gatewayResponses";
+import { IDENTITY_SOURCES, ROUTES } from "../contracts/routes";
 import { type EmulatorOptions, evaluate, startApiGateway } from "../local/apiGateway";
 
 type Policy = APIGatewayAuthorizerResult["policyDocument"];
@@ -157,7 +157,7 @@ describe("API Gateway emulator (local/apiGateway.ts)", () => {
     for (const restore of restores.splice(0).reverse()) await restore();
   });
 
-  it("uses the statuses and codes components/gatewayResponses.ts configures", () => {
+  it("uses the statuses and codes contracts/gatewayResponses.ts configures", () => {
     assert.deepEqual(
       ["UNAUTHORIZED", "ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN", "REQUEST_TOO_LARGE"].map(
         (t) => [spec(t).statusCode, spec(t).code],

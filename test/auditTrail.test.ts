@@ -3,8 +3,8 @@ import * as assert from "node:assert/strict";
 import program = require("../index");
 
 import { AuditTrail } from "../components/auditTrail";
-import { parseStackConfig } from "../components/config";
 import { secureBucket } from "../components/secureBucket";
+import { parseStackConfig } from "../contracts/config";
 import { ACCOUNT_ID, doc, find, ofType, settle, stackConfig, unwrap, useStack } from "./harness";
 
 const KEY_ARN = `arn:aws:kms:us-east-1:${ACCOUNT_ID}:key/hoth-key-key-id`;

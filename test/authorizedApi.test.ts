@@ -3,9 +3,9 @@ import * as assert from "node:assert/strict";
 import program = require("../index");
 
 import { ACCESS_LOG_FORMAT, AuthorizedApi } from "../components/authorizedApi";
-import { parseStackConfig } from "../components/config";
-import { ROUTES } from "../components/routes";
 import { SecretStore } from "../components/secretStore";
+import { parseStackConfig } from "../contracts/config";
+import { ROUTES } from "../contracts/routes";
 import {
   ACCOUNT_ID,
   DEPLOYER_ROLE_ARN,

@@ -10,8 +10,8 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from "aws-lambda";
 import * as fc from "fast-check";
-import { bundleHandler } from "../components/bundle";
-import type { Route } from "../components/routes";
+import { bundleHandler } from "../contracts/bundle";
+import type { Route } from "../contracts/routes";
 import { allowedRoutes, policyFor } from "../handlers/lib/authz";
 import { grants, parseScope, parseScopes, tokenScopes } from "../handlers/lib/scopes";
 import { captureOutput, loadHandler } from "./support/handlers";

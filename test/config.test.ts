@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { ConfigError, parseStackConfig } from "../components/config";
+import { ConfigError, parseStackConfig } from "../contracts/config";
 import { stackConfig } from "./harness";
 
 function problemsOf(stack: string, overrides: Record<string, string | undefined>): string[] {

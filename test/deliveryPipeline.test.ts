@@ -8,7 +8,7 @@ import { parse } from "yaml";
 
 import program = require("../index");
 
-import { parseStackConfig } from "../components/config";
+import { parseStackConfig } from "../contracts/config";
 import { ACCOUNT_ID, doc, find, ofType, settle, stackConfig, useStack } from "./harness";
 
 const ROOT = path.join(__dirname, "..");

@@ -3,8 +3,8 @@ import * as fs from "node:fs";
 
 import program = require("../index");
 
-import { parseStackConfig } from "../components/config";
 import { CURATED } from "../components/glueJobs";
+import { parseStackConfig } from "../contracts/config";
 import { ACCOUNT_ID, doc, find, ofType, settle, stackConfig, useStack } from "./harness";
 
 const KEY_ARN = `arn:aws:kms:us-east-1:${ACCOUNT_ID}:key/hoth-key-key-id`;

@@ -9,7 +9,7 @@ import {
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
 import type { APIGatewayProxyHandler, APIGatewayProxyResult } from "aws-lambda";
-import { bundleHandler } from "../components/bundle";
+import { bundleHandler } from "../contracts/bundle";
 import { SecretCache, SecretUnavailableError } from "../handlers/lib/secrets";
 import { captureOutput, lambdaContext, loadHandler, proxyEvent } from "./support/handlers";
 import { startMoto } from "./support/moto";

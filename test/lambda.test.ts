@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { APIGatewayAuthorizerResult, APIGatewayProxyResult } from "aws-lambda";
-import { ROUTES } from "../components/routes";
+import { ROUTES } from "../contracts/routes";
 import { startApiGateway } from "../local/apiGateway";
 import { FunctionError, type LocalLambda, startLambda } from "../local/lambda";
 

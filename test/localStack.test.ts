@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { type AttributeValue, DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { EXAMPLES } from "../components/openapi";
+import { EXAMPLES } from "../contracts/openapi";
 import { fetchToken, LOCAL_CLIENTS } from "../local/okta";
 import type { LocalStack } from "../local/stack";
 import { localStack } from "./support/localStack";
@@ -357,7 +357,7 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
     const forged = await call("POST", "/health", { token: "a.b.c", clientId: acme.clientId });
     assert.equal(forged.status, 401);
     const unknown = await call("GET", "/nowhere", { token: readOnly, clientId: acme.clientId });
-    // MISSING_AUTHENTICATION_TOKEN, answered as 404 (components/gatewayResponses.ts)
+    // MISSING_AUTHENTICATION_TOKEN, answered as 404 (contracts/gatewayResponses.ts)
     assert.equal(unknown.status, 404);
     assert.equal(unknown.body.issue[0].code, "not-found");
   });

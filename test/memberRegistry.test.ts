@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { parseStackConfig } from "../components/config";
+import { parseStackConfig } from "../contracts/config";
 
 import program = require("../index");
 

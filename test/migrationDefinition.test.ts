@@ -3,7 +3,7 @@ import * as assert from "node:assert/strict";
 import aslValidator = require("asl-validator");
 
 import { StateMachine } from "aws-local-stepfunctions";
-import { EVENT_SOURCE } from "../components/migrationDefinition";
+import { EVENT_SOURCE } from "../contracts/migrationDefinition";
 import { devDefinition as definition } from "./support/migration";
 
 /** The UTC day now; aws-local-stepfunctions always sets $$.Execution.StartTime to the real start. */

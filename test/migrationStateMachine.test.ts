@@ -3,8 +3,8 @@ import * as assert from "node:assert/strict";
 import program = require("../index");
 
 import { AlertsTopic } from "../components/alertsTopic";
-import { parseStackConfig } from "../components/config";
 import { MigrationStateMachine } from "../components/migrationStateMachine";
+import { parseStackConfig } from "../contracts/config";
 import { ACCOUNT_ID, doc, find, settle, stackConfig, useStack } from "./harness";
 
 const KEY_ARN = `arn:aws:kms:us-east-1:${ACCOUNT_ID}:key/hoth-key-key-id`;

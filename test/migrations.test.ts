@@ -10,7 +10,7 @@ import {
   StartExecutionCommand,
 } from "@aws-sdk/client-sfn";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
-import { migrationDefinition } from "../components/migrationDefinition";
+import { migrationDefinition } from "../contracts/migrationDefinition";
 import { createLogger } from "../handlers/lib/logger";
 import { failure, getMigration, migrationId, startMigration } from "../handlers/routes/migrations";
 import { lambdaContext, loadHandler, proxyEvent } from "./support/handlers";

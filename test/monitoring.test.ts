@@ -5,8 +5,8 @@ import * as pulumi from "@pulumi/pulumi";
 import program = require("../index");
 
 import { AlertsTopic, alertsTopicStatements } from "../components/alertsTopic";
-import { parseStackConfig } from "../components/config";
 import { Monitoring } from "../components/monitoring";
+import { parseStackConfig } from "../contracts/config";
 import { checkAll, RULES } from "../policy/rules";
 import {
   ACCOUNT_ID,

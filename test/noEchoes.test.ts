@@ -6,7 +6,7 @@ import type {
   APIGatewayRequestAuthorizerEvent,
   Context,
 } from "aws-lambda";
-import { ROUTES } from "../components/routes";
+import { ROUTES } from "../contracts/routes";
 import { startApiGateway } from "../local/apiGateway";
 import { createRegistryTable } from "../local/registryTable";
 import { type Answer, assertNoEcho, EchoLedger, stringsIn } from "./support/echoes";

@@ -3,7 +3,7 @@ import * as aws from "@pulumi/aws";
 
 import program = require("../index");
 
-import { parseStackConfig } from "../components/config";
+import { parseStackConfig } from "../contracts/config";
 import { checkAll } from "../policy/rules";
 import { policyContext } from "../scripts/policy-config";
 import {

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseStackConfig } from "../components/config";
+import { parseStackConfig } from "../contracts/config";
 import {
   ANSWER_MARGIN_MS,
   ATTEMPTS,

@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { bundleHandler } from "../../components/bundle";
+import { bundleHandler } from "../../contracts/bundle";
 import { baselineBundle, coldLoad, coldLoadPair, median, ms, percentile, table } from "../lib";
 
 /**

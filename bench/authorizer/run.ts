@@ -11,7 +11,7 @@ import OktaJwtVerifier = require("@okta/jwt-verifier");
 
 import { JwtRsaVerifier } from "aws-jwt-verify";
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from "aws-lambda";
-import { bundleHandler } from "../../components/bundle";
+import { bundleHandler } from "../../contracts/bundle";
 import "../../local/node22";
 import { startMoto, stopMoto } from "../../test/support/moto";
 import { countingProxy, startIssuer } from "../../test/support/oidc";

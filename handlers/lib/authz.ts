@@ -1,5 +1,5 @@
 import type { APIGatewayAuthorizerResult } from "aws-lambda";
-import { arnPath, type Route } from "../../components/routes";
+import { arnPath, type Route } from "../../contracts/routes";
 import { grants, type Permission } from "./scopes";
 
 /** The routes a caller with these permissions may use (routes with no requirement: any valid token). */

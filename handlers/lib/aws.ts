@@ -1,21 +1,15 @@
 import * as http from "node:http";
 import * as https from "node:https";
 
-/**
- * Timeouts and retries of every AWS SDK client in the handlers. One call can
- * take at most ATTEMPTS x REQUEST_TIMEOUT_MS plus backoff, which stays inside
- * the request budget (handlers/lib/deadline.ts) and so inside
- * `hoth:lambda.timeoutSeconds` (at least MIN_LAMBDA_TIMEOUT_SECONDS, config.ts)
- * and API Gateway's 29 s integration timeout.
- */
-export const CONNECTION_TIMEOUT_MS = 1000;
-export const REQUEST_TIMEOUT_MS = 3000;
-export const ATTEMPTS = 2;
-/** The handler's margin to answer after its last AWS call gives up. */
-export const ANSWER_MARGIN_MS = 1500;
-export const MIN_LAMBDA_TIMEOUT_SECONDS = Math.ceil(
-  (ATTEMPTS * (REQUEST_TIMEOUT_MS + CONNECTION_TIMEOUT_MS) + ANSWER_MARGIN_MS) / 1000,
-);
+import { ATTEMPTS, CONNECTION_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from "../../contracts/budgets";
+
+export {
+  ANSWER_MARGIN_MS,
+  ATTEMPTS,
+  CONNECTION_TIMEOUT_MS,
+  MIN_LAMBDA_TIMEOUT_SECONDS,
+  REQUEST_TIMEOUT_MS,
+} from "../../contracts/budgets";
 
 const agents = {
   httpAgent: new http.Agent({ keepAlive: true, maxSockets: 50 }),

@@ -1,4 +1,4 @@
-import type { ScopeRequirement } from "../../components/routes";
+import type { ScopeRequirement } from "../../contracts/routes";
 
 /**
  * SMART on FHIR scopes (v1 and v2 grammar) parsed into permissions:

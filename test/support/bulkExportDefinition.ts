@@ -1,7 +1,7 @@
 /**
  * A proposal for the bulk-source states, as a stand-alone definition the
  * tests run against the real step functions (test/bulkStateMachine.test.ts).
- * It is not wired into components/migrationDefinition.ts: the lead lifts the
+ * It is not wired into contracts/migrationDefinition.ts: the lead lifts the
  * states from here, replacing `Succeeded` by the IngestFhir state and
  * `ExportFailed` by the PublishFailed path.
  *

@@ -1,4 +1,4 @@
-import { migrationDefinition } from "../../components/migrationDefinition";
+import { migrationDefinition } from "../../contracts/migrationDefinition";
 
 /** The dev stack's migration definition, as the definition and local Step Functions tests use it. */
 export const devDefinition = migrationDefinition({

@@ -388,7 +388,7 @@ export function openApi(
   const keys = new Set(routes.map((r) => `${r.method} ${r.path}`));
   for (const k of Object.keys(OPERATIONS)) {
     if (!keys.has(k))
-      throw new Error(`OpenAPI operation '${k}' has no route in components/routes.ts`);
+      throw new Error(`OpenAPI operation '${k}' has no route in contracts/routes.ts`);
   }
   const paths: Record<string, Record<string, Schema>> = {};
   const scopes: Record<string, string> = {};
@@ -396,7 +396,7 @@ export function openApi(
     const key = `${route.method} ${route.path}`;
     const operation = OPERATIONS[key];
     if (!operation)
-      throw new Error(`Route '${key}' has no OpenAPI operation in components/openapi.ts`);
+      throw new Error(`Route '${key}' has no OpenAPI operation in contracts/openapi.ts`);
     const names = route.anyOf.flatMap(scopeNames);
     for (const n of names) scopes[n] = `Grants ${key}`;
     const op = operation(route);

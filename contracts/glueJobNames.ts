@@ -1,4 +1,5 @@
-import type { GlueJobKind } from "./gluePolicies";
+/** The two Glue jobs of a stack. */
+export type GlueJobKind = "legacy" | "ingest";
 
 /** The two jobs: their script under glue/jobs/ and their name suffix (pure, shared with local/). */
 export const JOBS: Record<GlueJobKind, { script: string; suffix: string }> = {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MIN_LAMBDA_TIMEOUT_SECONDS } from "../handlers/lib/aws";
+import { MIN_LAMBDA_TIMEOUT_SECONDS } from "./budgets";
 
 /**
  * Typed, validated stack configuration. Every setting of a stack is read here,
@@ -58,7 +58,7 @@ const lambdaSchema = z.strictObject({
   memorySizeMb: intIn(128, 10_240),
   /**
    * API functions' timeout: at least what one AWS call may take with its
-   * retries plus a margin to answer (handlers/lib/aws.ts), at most API
+   * retries plus a margin to answer (contracts/budgets.ts), at most API
    * Gateway's 29 s integration timeout.
    */
   timeoutSeconds: intIn(MIN_LAMBDA_TIMEOUT_SECONDS, 29),
