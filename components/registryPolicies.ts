@@ -12,8 +12,15 @@ export const REGISTRY_APP_ACTIONS = [
   "dynamodb:ConditionCheckItem",
 ];
 
-/** What the export reads: the heads of one organisation (Query) and re-reads (GetItem). */
-export const REGISTRY_EXPORT_ACTIONS = ["dynamodb:Query", "dynamodb:GetItem"];
+/**
+ * What the export reads: the heads of one organisation (Query), the records of
+ * the transactions that wrote them (BatchGetItem) and re-reads (GetItem).
+ */
+export const REGISTRY_EXPORT_ACTIONS = [
+  "dynamodb:Query",
+  "dynamodb:BatchGetItem",
+  "dynamodb:GetItem",
+];
 
 /** Use of the table's key through DynamoDB only (the table's SSE with the stack key). */
 export function registryKeyStatement(keyArn: string, region: string, actions: string[]): Statement {

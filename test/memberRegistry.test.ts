@@ -56,7 +56,7 @@ describe("MemberRegistry", () => {
     });
   }
 
-  it("gives the export function exactly: Query and GetItem on the table, PutObject under landing/*/registry/, the key through DynamoDB and S3", async () => {
+  it("gives the export function exactly: Query, BatchGetItem and GetItem on the table, PutObject under landing/*/registry/, the key through DynamoDB and S3", async () => {
     await deploy("dev");
     const table = `arn:aws:dynamodb:us-east-1:${ACCOUNT_ID}:table/hoth-dev-member-registry`;
     const statements = doc(
@@ -66,7 +66,7 @@ describe("MemberRegistry", () => {
       {
         Sid: "ReadRegistry",
         Effect: "Allow",
-        Action: ["dynamodb:Query", "dynamodb:GetItem"],
+        Action: ["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:GetItem"],
         Resource: table,
       },
       {

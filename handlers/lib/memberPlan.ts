@@ -273,6 +273,9 @@ export function refusalsOf(
   for (const role of failed) {
     if (role.kind === "idempotency") {
       idempotency = true;
+    } else if (role.kind === "txn") {
+      // A transaction id is fresh per attempt: only a replay of this very call collides.
+      retry = true;
     } else if (role.kind === "exists") {
       for (const path of mustExist.get(role.patient) ?? []) {
         const index = planned.findIndex((p) => p.write && path.startsWith(`${p.entry.at}.`));

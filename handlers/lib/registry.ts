@@ -18,8 +18,11 @@ import { ServiceUnavailableError } from "./errors";
  *
  * Items (partition key `pk`, sort key `sk`, both strings):
  * - head     `H#<org>`               `<Type>/<id>`   the latest version: `v`, `body`, `lu`,
- *                                                    `txn` and `tk` (the heads its transaction
- *                                                    wrote, for consistent exports), `ids`
+ *                                                    `ids`, `txn` (its transaction) and `tn`
+ *                                                    (how many heads that transaction wrote)
+ * - txn      `T#<org>`               `<txn id>`      the heads a transaction of more than one
+ *                                                    wrote (`heads`: `<Type>/<id>@<v>`), for
+ *                                                    consistent exports; expiring (`exp`, TTL)
  * - version  `V#<org>#<Type>/<id>`   `<v, 10 digits>` every version, for vread and history
  * - owner    `I#<org>`               `<sha256 of system|value>`  which Patient holds a member
  *                                                    identifier (`owner`)
@@ -41,6 +44,11 @@ const BATCH_GET_KEYS = 100;
 
 /** Days an idempotency record is kept (the table's TTL attribute `exp`). */
 export const IDEMPOTENCY_TTL_DAYS = 7;
+/**
+ * Days a transaction record is kept: an export needs it only while the
+ * transaction may be half seen by its Query (during the export's run).
+ */
+export const TXN_RECORD_TTL_DAYS = 2;
 
 export interface Head {
   type: string;
@@ -110,6 +118,7 @@ export type ActionRole =
   | { kind: "claim"; write: number; hash: string }
   | { kind: "release"; write: number; hash: string }
   | { kind: "exists"; patient: string }
+  | { kind: "txn" }
   | { kind: "idempotency" };
 
 export class TransactionRefused extends Error {
@@ -313,9 +322,7 @@ export class MemberRegistry {
     const items: TransactWriteItem[] = [];
     const roles: ActionRole[] = [];
     const TableName = this.table;
-    const siblings: Record<string, AttributeValue> = {};
-    if (c.writes.length > 1)
-      for (const w of c.writes) siblings[headSk(w.type, w.id)] = N(w.version);
+    const many = c.writes.length > 1;
     c.writes.forEach((w, write) => {
       const sk = headSk(w.type, w.id);
       const body = S(JSON.stringify(w.body));
@@ -328,7 +335,7 @@ export class MemberRegistry {
         lu: S(w.lastUpdated),
         body,
         txn: S(c.txn),
-        ...(c.writes.length > 1 ? { tk: { M: siblings } } : {}),
+        ...(many ? { tn: N(c.writes.length) } : {}),
         ...(w.identifiers.length ? { ids: { SS: w.identifiers } } : {}),
       };
       // A create needs the id free; an update needs the version it was planned on.
@@ -398,6 +405,21 @@ export class MemberRegistry {
       });
       roles.push({ kind: "exists", patient });
     }
+    if (many) {
+      items.push({
+        Put: {
+          TableName,
+          Item: {
+            pk: S(`T#${c.org}`),
+            sk: S(c.txn),
+            heads: { SS: c.writes.map((w) => `${headSk(w.type, w.id)}@${w.version}`) },
+            exp: N(Math.floor(Date.now() / 1000) + TXN_RECORD_TTL_DAYS * 86400),
+          },
+          ConditionExpression: "attribute_not_exists(pk)",
+        },
+      });
+      roles.push({ kind: "txn" });
+    }
     if (c.idempotency) {
       items.push({
         Put: {
@@ -453,13 +475,15 @@ export class MemberRegistry {
 
   /**
    * Every head of an organisation as of one consistent cut: a strongly
-   * consistent Query of the heads, then, for any head whose transaction also
-   * wrote heads the Query saw in an older version (it committed while the
-   * Query ran), those heads are read again with GetItem (serializable with
-   * transactions), until every transaction in the result is whole.
+   * consistent Query of the heads (read-committed: a transaction committing
+   * while it runs may be seen in part), then, for every head written by a
+   * transaction of several heads, that transaction's record; a head the
+   * Query saw older than that transaction wrote it is read again with
+   * GetItem (serializable with transactions), until every transaction in the
+   * result is whole.
    */
   async *exportHeads(org: string, deadline: Deadline): AsyncGenerator<Head[]> {
-    const seen = new Map<string, { head: Head; siblings?: Record<string, number> }>();
+    const seen = new Map<string, { head: Head; txn?: string }>();
     let start: Record<string, AttributeValue> | undefined;
     do {
       const page = await this.send(deadline, (abortSignal) =>
@@ -476,43 +500,71 @@ export class MemberRegistry {
       );
       for (const item of page.Items ?? []) {
         const head = toHead(item);
-        seen.set(headSk(head.type, head.id), { head, siblings: siblingsOf(item) });
+        seen.set(headSk(head.type, head.id), { head, txn: multiTxn(item) });
       }
       start = page.LastEvaluatedKey;
     } while (start);
-    // Close over transactions: a sibling seen older than its transaction wrote it is re-read.
-    const queue = [...seen.values()];
-    while (queue.length) {
-      const { siblings } = queue.pop() as { siblings?: Record<string, number> };
-      for (const [sk, version] of Object.entries(siblings ?? {})) {
-        const current = seen.get(sk);
-        if (current && current.head.version >= version) continue;
-        const [type, id] = sk.split("/");
-        const out = await this.send(deadline, (abortSignal) =>
-          this.db.send(
-            new GetItemCommand({
-              TableName: this.table,
-              Key: { pk: S(`H#${org}`), sk: S(headSk(type, id)) },
-              ConsistentRead: true,
-            }),
-            { abortSignal },
-          ),
-        );
-        if (!out.Item) continue;
-        const fresh = { head: toHead(out.Item), siblings: siblingsOf(out.Item) };
-        seen.set(sk, fresh);
-        queue.push(fresh);
+    const checked = new Set<string>();
+    for (;;) {
+      const pending = [
+        ...new Set([...seen.values()].map((s) => s.txn).filter((t): t is string => !!t)),
+      ].filter((t) => !checked.has(t));
+      if (!pending.length) break;
+      for (const t of pending) checked.add(t);
+      const records = await this.txnRecords(org, pending, deadline);
+      for (const heads of records) {
+        for (const entry of heads) {
+          const at = entry.lastIndexOf("@");
+          const sk = entry.slice(0, at);
+          const version = Number(entry.slice(at + 1));
+          const current = seen.get(sk);
+          if (current && current.head.version >= version) continue;
+          const out = await this.send(deadline, (abortSignal) =>
+            this.db.send(
+              new GetItemCommand({
+                TableName: this.table,
+                Key: { pk: S(`H#${org}`), sk: S(sk) },
+                ConsistentRead: true,
+              }),
+              { abortSignal },
+            ),
+          );
+          if (out.Item) seen.set(sk, { head: toHead(out.Item), txn: multiTxn(out.Item) });
+        }
       }
     }
     const all = [...seen.values()].map((s) => s.head);
     for (let i = 0; i < all.length; i += 1000) yield all.slice(i, i + 1000);
   }
+
+  /** The heads each of these transactions wrote (records expired long after they committed are absent). */
+  private async txnRecords(org: string, txns: string[], deadline: Deadline): Promise<string[][]> {
+    const out: string[][] = [];
+    for (let i = 0; i < txns.length; i += BATCH_GET_KEYS) {
+      let pending: Record<string, AttributeValue>[] = txns
+        .slice(i, i + BATCH_GET_KEYS)
+        .map((t) => ({ pk: S(`T#${org}`), sk: S(t) }));
+      for (let attempt = 0; pending.length; attempt++) {
+        if (attempt > 0) await deadline.sleep(Math.min(50 * 2 ** attempt, 400));
+        const result = await this.send(deadline, (abortSignal) =>
+          this.db.send(
+            new BatchGetItemCommand({
+              RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true } },
+            }),
+            { abortSignal },
+          ),
+        );
+        for (const item of result.Responses?.[this.table] ?? []) out.push(item.heads?.SS ?? []);
+        pending = (result.UnprocessedKeys?.[this.table]?.Keys ?? []) as typeof pending;
+      }
+    }
+    return out;
+  }
 }
 
-function siblingsOf(item: Record<string, AttributeValue>): Record<string, number> | undefined {
-  const m = item.tk?.M;
-  if (!m) return undefined;
-  return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Number(v.N)]));
+/** The transaction of a head when it wrote several heads (only those can be seen in part). */
+function multiTxn(item: Record<string, AttributeValue>): string | undefined {
+  return Number(item.tn?.N ?? 1) > 1 ? item.txn?.S : undefined;
 }
 
 function toHead(item: Record<string, AttributeValue>): Head {
