@@ -55,6 +55,19 @@ export function table(header: string[], rows: (string | number)[][]): void {
 }
 
 /**
+ * The commit just before the one that removed `file` (e.g. the validator's
+ * generated ajv code, or the S3 member store): the "before" of a change.
+ */
+export function commitBefore(file: string): string | undefined {
+  const root = path.join(__dirname, "..");
+  const removed = spawnSync("git", ["rev-list", "-n", "1", "HEAD", "--", file], {
+    cwd: root,
+    encoding: "utf8",
+  }).stdout.trim();
+  return removed ? `${removed}^` : undefined;
+}
+
+/**
  * Today's bundle of a handler, for before/after figures measured in one run:
  * the tree of git `ref` (default: where this branch left main) is exported
  * to a temporary directory beside this one's node_modules and bundled by its
