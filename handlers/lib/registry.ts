@@ -167,38 +167,17 @@ export class MemberRegistry {
     const heads = new Map<string, Head>();
     const owners = new Map<string, string>();
     let idempotency: IdempotencyRecord | undefined;
-    const all = [...keys.values()];
-    const chunks: Record<string, AttributeValue>[][] = [];
-    for (let i = 0; i < all.length; i += BATCH_GET_KEYS)
-      chunks.push(all.slice(i, i + BATCH_GET_KEYS));
-    await Promise.all(
-      chunks.map(async (chunk) => {
-        let pending = chunk;
-        for (let attempt = 0; pending.length; attempt++) {
-          if (attempt > 0) await deadline.sleep(Math.min(50 * 2 ** attempt, 400));
-          const result = await this.send(deadline, (abortSignal) =>
-            this.db.send(
-              new BatchGetItemCommand({
-                RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true } },
-              }),
-              { abortSignal },
-            ),
-          );
-          for (const item of result.Responses?.[this.table] ?? []) {
-            const pk = item.pk?.S ?? "";
-            if (pk.startsWith("H#")) {
-              const head = toHead(item);
-              heads.set(headSk(head.type, head.id), head);
-            } else if (pk.startsWith("I#") && item.owner?.S) {
-              owners.set(item.sk?.S ?? "", item.owner.S);
-            } else if (pk.startsWith("K#") && item.rh?.S && item.resp?.S) {
-              idempotency = { requestHash: item.rh.S, response: JSON.parse(item.resp.S) };
-            }
-          }
-          pending = (result.UnprocessedKeys?.[this.table]?.Keys ?? []) as typeof pending;
-        }
-      }),
-    );
+    for (const item of await this.batchGet([...keys.values()], deadline)) {
+      const pk = item.pk?.S ?? "";
+      if (pk.startsWith("H#")) {
+        const head = toHead(item);
+        heads.set(headSk(head.type, head.id), head);
+      } else if (pk.startsWith("I#") && item.owner?.S) {
+        owners.set(item.sk?.S ?? "", item.owner.S);
+      } else if (pk.startsWith("K#") && item.rh?.S && item.resp?.S) {
+        idempotency = { requestHash: item.rh.S, response: JSON.parse(item.resp.S) };
+      }
+    }
     return { heads, owners, idempotency };
   }
 
@@ -539,26 +518,44 @@ export class MemberRegistry {
 
   /** The heads each of these transactions wrote (records expired long after they committed are absent). */
   private async txnRecords(org: string, txns: string[], deadline: Deadline): Promise<string[][]> {
-    const out: string[][] = [];
-    for (let i = 0; i < txns.length; i += BATCH_GET_KEYS) {
-      let pending: Record<string, AttributeValue>[] = txns
-        .slice(i, i + BATCH_GET_KEYS)
-        .map((t) => ({ pk: S(`T#${org}`), sk: S(t) }));
-      for (let attempt = 0; pending.length; attempt++) {
-        if (attempt > 0) await deadline.sleep(Math.min(50 * 2 ** attempt, 400));
-        const result = await this.send(deadline, (abortSignal) =>
-          this.db.send(
-            new BatchGetItemCommand({
-              RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true } },
-            }),
-            { abortSignal },
-          ),
-        );
-        for (const item of result.Responses?.[this.table] ?? []) out.push(item.heads?.SS ?? []);
-        pending = (result.UnprocessedKeys?.[this.table]?.Keys ?? []) as typeof pending;
-      }
-    }
-    return out;
+    const items = await this.batchGet(
+      txns.map((t) => ({ pk: S(`T#${org}`), sk: S(t) })),
+      deadline,
+    );
+    return items.map((item) => item.heads?.SS ?? []);
+  }
+
+  /**
+   * Strongly consistent BatchGetItem of any number of keys: 100 a call, the
+   * calls in parallel, unprocessed keys retried with backoff within the budget.
+   */
+  private async batchGet(
+    keys: Record<string, AttributeValue>[],
+    deadline: Deadline,
+  ): Promise<Record<string, AttributeValue>[]> {
+    const chunks: Record<string, AttributeValue>[][] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_KEYS)
+      chunks.push(keys.slice(i, i + BATCH_GET_KEYS));
+    const found: Record<string, AttributeValue>[] = [];
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        let pending = chunk;
+        for (let attempt = 0; pending.length; attempt++) {
+          if (attempt > 0) await deadline.sleep(Math.min(50 * 2 ** attempt, 400));
+          const result = await this.send(deadline, (abortSignal) =>
+            this.db.send(
+              new BatchGetItemCommand({
+                RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true } },
+              }),
+              { abortSignal },
+            ),
+          );
+          found.push(...(result.Responses?.[this.table] ?? []));
+          pending = (result.UnprocessedKeys?.[this.table]?.Keys ?? []) as typeof pending;
+        }
+      }),
+    );
+    return found;
   }
 }
 
