@@ -13,13 +13,8 @@ import { outcomeResponse } from "./lib/outcome";
 import { MemberRegistry } from "./lib/registry";
 import { SecretCache, SecretUnavailableError } from "./lib/secrets";
 import { health } from "./routes/health";
-import {
-  getMember,
-  memberHistory,
-  readMemberVersion,
-  registerMembers,
-  searchMembers,
-} from "./routes/members";
+import { getMember, memberHistory, readMemberVersion, searchMembers } from "./routes/memberReads";
+import { registerMembers } from "./routes/members";
 import { getMigration, startMigration } from "./routes/migrations";
 
 // Clients, settings and caches live at module scope: one per container.

@@ -34,6 +34,17 @@ export interface Issue {
 
 export const FHIR_JSON = "application/fhir+json";
 
+/** A FHIR JSON answer (a resource or a Bundle). */
+export const fhirResponse = (
+  statusCode: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): APIGatewayProxyResult => ({
+  statusCode,
+  headers: { "Content-Type": FHIR_JSON, ...headers },
+  body: JSON.stringify(body),
+});
+
 export function operationOutcome(issues: Issue[]) {
   return { resourceType: "OperationOutcome" as const, issue: issues };
 }
