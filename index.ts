@@ -126,6 +126,9 @@ function compose(config: StackConfig) {
         STATE_MACHINE_ARN: migration.stateMachineArn,
         LAKE_BUCKET: glue.lakeBucket,
         REGISTRY_TABLE: registry.tableName,
+        UPLOAD_KEY_ARN: secrets.keyArn,
+        UPLOAD_MAX_BYTES: String(config.uploads.maxBytes),
+        UPLOAD_EXPIRES_SECONDS: String(config.uploads.expiresSeconds),
       },
       appStatements: pulumi
         .all([migration.stateMachineArn, glue.lakeBucketArn, secrets.keyArn, registry.tableArn])

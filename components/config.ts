@@ -104,6 +104,14 @@ const migrationSchema = z.strictObject({
   logLevel: z.enum(["ALL", "ERROR", "FATAL", "OFF"], { error: "must be ALL, ERROR, FATAL or OFF" }),
 });
 
+/** Pre-signed upload forms (POST /uploads). */
+const uploadsSchema = z.strictObject({
+  /** The largest extract one form admits; S3 takes at most 5 GiB in one POST. */
+  maxBytes: intIn(1, 5 * 1024 ** 3),
+  /** How long a form is valid (s): at most 15 minutes. */
+  expiresSeconds: intIn(60, 900),
+});
+
 const pipelineSchema = z.strictObject({
   /** `owner/name` of the repository the CodeStar connection reads. */
   repository: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "must be owner/name"),
@@ -167,6 +175,8 @@ const schema = z
     registry: registrySchema,
     glue: glueSchema,
     migration: migrationSchema,
+    /** @default { maxBytes: 1 GiB, expiresSeconds: 900 } */
+    uploads: uploadsSchema.default({ maxBytes: 1024 ** 3, expiresSeconds: 900 }),
     /** The delivery pipeline; a stack without it is deployed by hand. */
     pipeline: pipelineSchema.optional(),
   })

@@ -59,6 +59,7 @@ export const EXAMPLES = {
     ],
   },
   migration: { source: "registry" },
+  upload: { fileName: "members.csv", contentType: "text/csv", size: 1048576 },
 };
 
 const pathParam = (name: string) => ({
@@ -196,6 +197,22 @@ const OPERATIONS: Record<string, (r: Route) => Schema> = {
       404: outcome("No such member in the caller's organisation"),
     },
   }),
+  "POST /uploads": () => ({
+    operationId: "createUpload",
+    requestBody: {
+      required: true,
+      ...json("The file to upload", ref("UploadRequest"), EXAMPLES.upload),
+    },
+    responses: {
+      201: json(
+        "A pre-signed S3 POST: send the fields, then the file last, as multipart/form-data to url before expiresAt",
+        ref("UploadForm"),
+      ),
+      400: outcome("Invalid body: a size above the stack's maximum, an unusable file name"),
+      415: outcome("The content type is not application/json"),
+      503: outcome("Uploads are unavailable"),
+    },
+  }),
   "POST /migrations": () => ({
     operationId: "startMigration",
     parameters: [idempotencyKey(true)],
@@ -300,6 +317,42 @@ const SCHEMAS: Record<string, Schema> = {
       entry: { type: "array", items: { type: "object" } },
     },
   },
+  UploadRequest: {
+    type: "object",
+    additionalProperties: false,
+    required: ["fileName", "contentType", "size"],
+    properties: {
+      fileName: {
+        type: "string",
+        minLength: 1,
+        maxLength: 255,
+        description:
+          "The object's name: its last path segment, characters outside A-Za-z0-9._- replaced by _",
+      },
+      contentType: { type: "string", pattern: "^[a-z]+/[a-z0-9][a-z0-9.+-]{0,126}$" },
+      size: {
+        type: "integer",
+        minimum: 1,
+        description: "Exact size in bytes; S3 refuses a file of any other size",
+      },
+    },
+  },
+  UploadForm: {
+    type: "object",
+    required: ["id", "url", "fields", "key", "size", "inputPrefix", "expiresAt"],
+    properties: {
+      id: { type: "string", pattern: "^u-[0-9a-f]{32}$" },
+      url: { type: "string" },
+      fields: { type: "object", additionalProperties: { type: "string" } },
+      key: { type: "string", description: "landing/<org>/uploads/<id>/<name>" },
+      size: { type: "integer" },
+      inputPrefix: {
+        type: "string",
+        description: "Start a migration from the upload with this inputPrefix",
+      },
+      expiresAt: { type: "string", format: "date-time" },
+    },
+  },
   MigrationRequest: {
     oneOf: [
       {
@@ -312,7 +365,7 @@ const SCHEMAS: Record<string, Schema> = {
             type: "string",
             minLength: 1,
             maxLength: 512,
-            description: "Key prefix under landing/<org>/",
+            description: "Key prefix under landing/<org>/; uploads/<id>/ for a POST /uploads file",
           },
         },
       },

@@ -75,6 +75,14 @@ export const ROUTES: readonly Route[] = [
   },
   {
     method: "POST",
+    path: "/uploads",
+    handler: "app",
+    anyOf: [{ resource: "Binary", access: "c" }],
+    summary:
+      "A pre-signed S3 POST form for one extract, pinned to the caller's landing area, size and the stack key",
+  },
+  {
+    method: "POST",
     path: "/migrations",
     handler: "app",
     anyOf: [{ resource: "Task", access: "c" }],

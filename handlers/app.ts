@@ -5,7 +5,7 @@ import { SFNClient } from "@aws-sdk/client-sfn";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { resolveRoute } from "../components/routes";
 import { clientOptions } from "./lib/aws";
-import { envSeconds, requireEnv } from "./lib/env";
+import { envSeconds, requireEnv, requirePositiveInt } from "./lib/env";
 import { HttpError } from "./lib/errors";
 import type { RouteImpl } from "./lib/http";
 import { correlationId, createLogger } from "./lib/logger";
@@ -21,6 +21,7 @@ import {
   searchMembers,
 } from "./routes/members";
 import { getMigration, startMigration } from "./routes/migrations";
+import { createUpload } from "./routes/uploads";
 
 // Clients, settings and caches live at module scope: one per container.
 const logger = createLogger("hoth-app");
@@ -31,6 +32,9 @@ const settings = {
   stateMachineArn: requireEnv("STATE_MACHINE_ARN"),
   lakeBucket: requireEnv("LAKE_BUCKET"),
   registryTable: requireEnv("REGISTRY_TABLE"),
+  uploadKeyArn: requireEnv("UPLOAD_KEY_ARN"),
+  uploadMaxBytes: requirePositiveInt("UPLOAD_MAX_BYTES"),
+  uploadExpiresSeconds: envSeconds("UPLOAD_EXPIRES_SECONDS", 900),
 };
 const secrets = new SecretCache(
   new SecretsManagerClient(clientOptions()),
@@ -57,6 +61,7 @@ const implementations: Record<string, RouteImpl> = {
   "GET /members/{id}": getMember(members),
   "GET /members/{id}/_history": memberHistory(members),
   "GET /members/{id}/_history/{vid}": readMemberVersion(members),
+  "POST /uploads": createUpload(settings, s3),
   "POST /migrations": startMigration(settings, sfn),
   "GET /migrations/{id}": getMigration(settings, sfn, s3),
 };

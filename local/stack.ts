@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { bundleHandler } from "../components/bundle";
@@ -133,6 +134,11 @@ export async function startStack(o: LocalStackOptions = {}) {
     ]);
 
     const registryTable = await createRegistryTable(p);
+    // The stack key (SecretStore's, in AWS) that upload forms name for SSE-KMS.
+    const lakeKey = await new KMSClient({}).send(
+      new CreateKeyCommand({ Description: `${p} lake key (local)` }),
+    );
+    const lakeKeyArn = lakeKey.KeyMetadata?.Arn as string;
 
     const stateMachineArn = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:${p}-migration`;
     const exportArn = `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${p}-registry-export`;
@@ -206,6 +212,9 @@ export async function startStack(o: LocalStackOptions = {}) {
         STATE_MACHINE_ARN: stateMachineArn,
         LAKE_BUCKET: lakeBucket,
         REGISTRY_TABLE: registryTable,
+        UPLOAD_KEY_ARN: lakeKeyArn,
+        UPLOAD_MAX_BYTES: String(config.uploads.maxBytes),
+        UPLOAD_EXPIRES_SECONDS: String(config.uploads.expiresSeconds),
       }),
       lambda(
         "registryExport",
@@ -232,6 +241,7 @@ export async function startStack(o: LocalStackOptions = {}) {
       issuer: okta.issuer,
       motoUrl,
       lakeBucket,
+      lakeKeyArn,
       registryTable,
       stateMachineArn,
       /** Resolves when Spark is warm (migrations run from then on). */

@@ -178,6 +178,19 @@ function requestsFor(route: Route): Item[] {
           status(200),
         ),
       ];
+    case "POST /uploads":
+      return [
+        item(
+          "Get an upload form for an extract",
+          "/uploads",
+          [
+            ...status(201),
+            'pm.test("pins the key under uploads/", () => pm.expect(pm.response.json().fields.key).to.match(/^landing\\/[^/]+\\/uploads\\/u-[0-9a-f]{32}\\/members\\.csv$/));',
+            'pm.collectionVariables.set("uploadPrefix", pm.response.json().inputPrefix);',
+          ],
+          { body: EXAMPLES.upload, contentType: "application/json" },
+        ),
+      ];
     case "POST /migrations":
       return [
         item(
@@ -260,6 +273,7 @@ export function collection() {
       { key: "memberIdentifier", value: "" },
       { key: "memberVersion", value: "1" },
       { key: "migrationId", value: "" },
+      { key: "uploadPrefix", value: "" },
       { key: "accessToken", value: "" },
       { key: "accessTokenScopes", value: "" },
       { key: "accessTokenExpiry", value: "0" },
@@ -304,7 +318,7 @@ export function environment(name: string) {
       { key: "clientSecret", value: "", type: "secret", enabled: true },
       {
         key: "scopes",
-        value: "system/Patient.cruds system/Coverage.cruds system/Task.cruds",
+        value: "system/Patient.cruds system/Coverage.cruds system/Task.cruds system/Binary.c",
         type: "default",
         enabled: true,
       },

@@ -135,6 +135,12 @@ describe("AuthorizedApi", () => {
           "apigateway.amazonaws.com",
           `${EXEC}/*/POST/migrations`,
         ],
+        [
+          "hoth-post-uploads-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/POST/uploads`,
+        ],
       ]);
     });
 
@@ -205,6 +211,9 @@ describe("AuthorizedApi", () => {
         STATE_MACHINE_ARN: `arn:aws:states:us-east-1:${ACCOUNT_ID}:stateMachine:hoth-dev-migration`,
         LAKE_BUCKET: "hoth-dev-lake",
         REGISTRY_TABLE: "hoth-dev-member-registry",
+        UPLOAD_KEY_ARN: KEY_ARN,
+        UPLOAD_MAX_BYTES: "104857600",
+        UPLOAD_EXPIRES_SECONDS: "900",
       });
       assert.deepEqual((fn("authorizer").environment as { variables: object }).variables, {
         NODE_OPTIONS: "--enable-source-maps",
@@ -282,6 +291,20 @@ describe("AuthorizedApi", () => {
               Sid: "LakeKey",
               Effect: "Allow",
               Action: "kms:Decrypt",
+              Resource: KEY_ARN,
+              Condition: { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } },
+            },
+            {
+              // Upload forms the app signs: only the uploads area of each landing prefix.
+              Sid: "SignUploads",
+              Effect: "Allow",
+              Action: "s3:PutObject",
+              Resource: "arn:aws:s3:::hoth-dev-lake/landing/*/uploads/*",
+            },
+            {
+              Sid: "UploadKey",
+              Effect: "Allow",
+              Action: "kms:GenerateDataKey",
               Resource: KEY_ARN,
               Condition: { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } },
             },
