@@ -197,6 +197,13 @@ const OPERATIONS: Record<string, (r: Route) => Schema> = {
       404: outcome("No such member in the caller's organisation"),
     },
   }),
+  "GET /.well-known/jwks.json": () => ({
+    operationId: "jwks",
+    responses: {
+      200: json("A JWK set of public keys (ES384 or RS384)", ref("Jwks")),
+      404: outcome("The stack publishes no signing key"),
+    },
+  }),
   "POST /uploads": () => ({
     operationId: "createUpload",
     requestBody: {
@@ -317,6 +324,26 @@ const SCHEMAS: Record<string, Schema> = {
       entry: { type: "array", items: { type: "object" } },
     },
   },
+  Jwks: {
+    type: "object",
+    required: ["keys"],
+    properties: {
+      keys: {
+        type: "array",
+        items: {
+          type: "object",
+          required: ["kty", "kid", "alg"],
+          properties: {
+            kty: { enum: ["EC", "RSA"] },
+            kid: { type: "string" },
+            alg: { enum: ["ES384", "RS384"] },
+            use: { const: "sig" },
+            key_ops: { type: "array", items: { const: "verify" } },
+          },
+        },
+      },
+    },
+  },
   UploadRequest: {
     type: "object",
     additionalProperties: false,
@@ -434,6 +461,15 @@ export function openApi(
     for (const n of names) scopes[n] = `Grants ${key}`;
     const op = operation(route);
     paths[route.path] ??= {};
+    if (route.public) {
+      paths[route.path][route.method.toLowerCase()] = {
+        summary: route.summary,
+        ...op,
+        security: [],
+        responses: { ...(op.responses as Schema), 429: outcome("Throttled") },
+      };
+      continue;
+    }
     paths[route.path][route.method.toLowerCase()] = {
       summary: route.summary,
       ...op,

@@ -26,6 +26,12 @@ export interface Route {
    */
   anyOf: ScopeRequirement[];
   summary: string;
+  /**
+   * Served without the authorizer (no token, no client id), for documents
+   * meant for anyone such as HOTH's public JWKS; `anyOf` is then empty.
+   * @default false
+   */
+  public?: boolean;
 }
 
 export const ROUTES: readonly Route[] = [
@@ -72,6 +78,15 @@ export const ROUTES: readonly Route[] = [
     handler: "app",
     anyOf: [{ resource: "Patient", access: "r" }],
     summary: "One version of one of the caller's members (vread)",
+  },
+  {
+    method: "GET",
+    path: "/.well-known/jwks.json",
+    handler: "app",
+    anyOf: [],
+    public: true,
+    summary:
+      "HOTH's public keys (JWKS) for SMART Backend Services: register this URL with a source EHR",
   },
   {
     method: "POST",

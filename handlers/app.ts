@@ -13,6 +13,7 @@ import { outcomeResponse } from "./lib/outcome";
 import { MemberRegistry } from "./lib/registry";
 import { SecretCache, SecretUnavailableError } from "./lib/secrets";
 import { health } from "./routes/health";
+import { publicJwks, publicKeySet } from "./routes/jwks";
 import {
   getMember,
   memberHistory,
@@ -35,6 +36,10 @@ const settings = {
   uploadKeyArn: requireEnv("UPLOAD_KEY_ARN"),
   uploadMaxBytes: requirePositiveInt("UPLOAD_MAX_BYTES"),
   uploadExpiresSeconds: envSeconds("UPLOAD_EXPIRES_SECONDS", 900),
+  /** The names of the stack's Bulk Data sources (POST /migrations checks `server` against them). */
+  bulkSources: (process.env.BULK_SOURCE_NAMES ?? "").split(",").filter(Boolean),
+  /** HOTH's public JWKS (the bulk signing key), served at /.well-known/jwks.json. */
+  jwks: publicKeySet(process.env.BULK_JWKS),
 };
 const secrets = new SecretCache(
   new SecretsManagerClient(clientOptions()),
@@ -56,6 +61,7 @@ const members = {
 /** Route implementations by "METHOD path", matching components/routes.ts. */
 const implementations: Record<string, RouteImpl> = {
   "POST /health": health(settings, secrets),
+  "GET /.well-known/jwks.json": publicJwks(settings.jwks),
   "POST /members": registerMembers(members),
   "GET /members": searchMembers(members),
   "GET /members/{id}": getMember(members),

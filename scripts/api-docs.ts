@@ -178,6 +178,16 @@ function requestsFor(route: Route): Item[] {
           status(200),
         ),
       ];
+    case "GET /.well-known/jwks.json":
+      return [
+        {
+          ...item("HOTH's public JWKS (no token)", "/.well-known/jwks.json", [
+            ...status(200),
+            'pm.test("is a key set", () => pm.expect(pm.response.json().keys.length).to.be.above(0));',
+          ]),
+          auth: { type: "noauth" },
+        },
+      ];
     case "POST /uploads":
       return [
         item(

@@ -344,6 +344,71 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
     );
   });
 
+  it("pulls a Bulk Data export from the local source (SMART Backend Services, KMS-signed) and migrates it", async () => {
+    // Prepare: what the source holds of the configured types, and HOTH's public JWKS
+    const lines = (type: string) =>
+      fs
+        .readdirSync(stack.bulkSource.dataDir)
+        .filter((f) => f.startsWith(`${type}.`) && f.endsWith(".ndjson"))
+        .flatMap((f) =>
+          fs
+            .readFileSync(path.join(stack.bulkSource.dataDir, f), "utf8")
+            .split("\n")
+            .filter((l) => l.trim()),
+        ).length;
+    const expected = { Condition: lines("Condition"), Patient: lines("Patient") };
+    const published = await fetch(`${stack.apiUrl}/.well-known/jwks.json`);
+    assert.equal(published.status, 200);
+    const keySet = (await published.json()) as Json;
+    assert.deepEqual(
+      keySet.keys.map((k: Json) => [k.kty, k.crv, k.alg, k.use, "d" in k]),
+      [["EC", "P-384", "ES384", "sig", false]],
+    );
+    const token = await fetchToken(stack.tokenUrl, acme, "system/Task.cruds");
+    const before = { ...stack.bulkSource.stats };
+
+    // Act
+    const done = await migrate(token, { source: "bulk", server: "local" });
+
+    // Assess: every resource of the export curated, the job deleted at the source
+    assert.equal(done.status, "SUCCEEDED", JSON.stringify(done.error));
+    assert.equal(done.source, "bulk");
+    assert.equal(done.inputPrefix, `bulk/${done.id}/output/`);
+    assert.deepEqual(done.report.written, expected);
+    assert.deepEqual(done.report.quarantined, {});
+    assert.deepEqual(await keys(`landing/acme/bulk/${done.id}/`), [
+      `landing/acme/bulk/${done.id}/output/Condition.000.ndjson`,
+      `landing/acme/bulk/${done.id}/output/Patient.000.ndjson`,
+    ]);
+    const rows = parquet(
+      `curated/patient/org=acme/ingest_date=${done.report.ingestDate}/run_id=${done.id}/`,
+    );
+    assert.equal(rows.length, expected.Patient);
+    assert.deepEqual(
+      [
+        stack.bulkSource.stats.kickoffs - before.kickoffs,
+        stack.bulkSource.stats.deletes - before.deletes,
+      ],
+      [1, 1],
+    );
+    assert.ok(stack.bulkSource.stats.tokens > before.tokens);
+  });
+
+  it("refuses a bulk migration naming a source the stack does not configure, naming no value", async () => {
+    const token = await fetchToken(stack.tokenUrl, acme, "system/Task.cruds");
+    const refused = await call("POST", "/migrations", {
+      token,
+      clientId: acme.clientId,
+      body: { source: "bulk", server: "elsewhere" },
+      key: unique(),
+    });
+    assert.equal(refused.status, 400);
+    assert.equal(
+      refused.body.issue[0].diagnostics,
+      "server must be the name of one of the stack's bulk sources",
+    );
+  });
+
   it("migrates exactly the committed registry members: refused and conflicting registrations never reach curated data", async () => {
     const token = await fetchToken(
       stack.tokenUrl,

@@ -304,7 +304,7 @@ describe("migrations API against moto (Step Functions, S3)", () => {
       request("POST", "/migrations", { key: "k1", body: { source: "csv", inputPrefix: "a/" } }),
       400,
       "invalid",
-      "source must be 'legacy', 'fhir' or 'registry'",
+      "source must be 'legacy', 'fhir', 'registry' or 'bulk'",
     ],
     [
       "a prefix that climbs out of the landing area",

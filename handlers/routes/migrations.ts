@@ -22,6 +22,8 @@ import { header, jsonBody, mediaType, requireAccess, tenant } from "../lib/reque
 export interface MigrationSettings {
   stateMachineArn: string;
   lakeBucket: string;
+  /** The stack's configured Bulk Data sources, by name. @default [] */
+  bulkSources?: string[];
 }
 
 const inputPrefix = z
@@ -41,6 +43,9 @@ const unknownKeys = (issue: { code: string }) =>
     ? "The body may hold only source and inputPrefix (or source 'registry' alone)"
     : "The body must be an object with source and inputPrefix (or source 'registry' alone)";
 
+/** A FHIR instant (https://hl7.org/fhir/R4/datatypes.html#instant), at least to the second. */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
 /**
  * POST /migrations body. The organisation is the caller's, never the body's.
  * `legacy` and `fhir` read a prefix of the caller's landing area; `registry`
@@ -53,19 +58,47 @@ const StartMigration = z.discriminatedUnion(
     z.strictObject(
       {
         source: z.enum(["legacy", "fhir"], {
-          error: "source must be 'legacy', 'fhir' or 'registry'",
+          error: "source must be 'legacy', 'fhir', 'registry' or 'bulk'",
         }),
         inputPrefix,
       },
       { error: unknownKeys },
     ),
     z.strictObject({ source: z.literal("registry") }, { error: unknownKeys }),
+    z.strictObject(
+      {
+        source: z.literal("bulk"),
+        server: z
+          .string({ error: "server must be the name of one of the stack's bulk sources" })
+          .check(
+            z.regex(
+              /^[a-z][a-z0-9-]{1,30}$/,
+              "server must be the name of one of the stack's bulk sources",
+            ),
+          ),
+        since: z.optional(
+          z.string({ error: "since must be a FHIR instant, e.g. 2026-01-01T00:00:00Z" }).check(
+            z.regex(INSTANT, "since must be a FHIR instant, e.g. 2026-01-01T00:00:00Z"),
+            z.refine(
+              (v) => !Number.isNaN(Date.parse(v)),
+              "since must be a FHIR instant, e.g. 2026-01-01T00:00:00Z",
+            ),
+          ),
+        ),
+      },
+      {
+        error: (issue) =>
+          issue.code === "unrecognized_keys"
+            ? "A bulk migration body may hold only source, server and since"
+            : "A bulk migration body needs server (and may give since)",
+      },
+    ),
   ],
   {
     // Never the unknown keys themselves: a diagnostic repeats no value from the request.
     error: (issue) =>
       issue.code === "invalid_union"
-        ? "source must be 'legacy', 'fhir' or 'registry'"
+        ? "source must be 'legacy', 'fhir', 'registry' or 'bulk'"
         : "The body must be an object with source and inputPrefix (or source 'registry' alone)",
   },
 );
@@ -113,13 +146,21 @@ export const startMigration =
     if (!parsed.success) {
       throw new BadRequestError(parsed.error.issues.map((i) => i.message).join("; "));
     }
+    const data = parsed.data;
+    if (data.source === "bulk" && !(settings.bulkSources ?? []).includes(data.server)) {
+      throw new BadRequestError("server must be the name of one of the stack's bulk sources");
+    }
     const id = migrationId(org, key);
     const input = JSON.stringify({
       runId: id,
       org,
-      ...parsed.data,
+      ...data,
       // Where the registry snapshot lands (the state machine writes it there).
-      ...(parsed.data.source === "registry" ? { inputPrefix: `registry/${id}/` } : {}),
+      ...(data.source === "registry" ? { inputPrefix: `registry/${id}/` } : {}),
+      // Where the export's output files land, and no `since` is null (the state machine needs it).
+      ...(data.source === "bulk"
+        ? { since: data.since ?? null, inputPrefix: `bulk/${id}/output/` }
+        : {}),
     });
     let state: { status: string; startDate?: Date; stopDate?: Date };
     try {
