@@ -100,6 +100,14 @@ function compose(config: StackConfig) {
         org: config.migration.scheduledOrg,
         inputPrefix: config.migration.scheduledInputPrefix,
       },
+      bulk: {
+        ...config.bulk,
+        adminArns: [deployer.issuerArn],
+        lakeBucketArn: glue.lakeBucketArn,
+        logLevel: config.logLevel,
+        reservedConcurrency: config.lambda.reservedConcurrency,
+        deletionWindowInDays: config.kmsDeletionWindowDays,
+      },
     },
     opts,
   );
@@ -129,6 +137,8 @@ function compose(config: StackConfig) {
         UPLOAD_KEY_ARN: secrets.keyArn,
         UPLOAD_MAX_BYTES: String(config.uploads.maxBytes),
         UPLOAD_EXPIRES_SECONDS: String(config.uploads.expiresSeconds),
+        BULK_JWKS: migration.bulkJwks ?? "",
+        BULK_SOURCE_NAMES: config.bulk.sources.map((s) => s.name).join(","),
       },
       appStatements: pulumi
         .all([migration.stateMachineArn, glue.lakeBucketArn, secrets.keyArn, registry.tableArn])
@@ -179,6 +189,10 @@ function outputs(platform: ReturnType<typeof compose>) {
     stateMachineArn: platform.migration.stateMachineArn,
     migrationEventBus: platform.migration.eventBusName,
     migrationAlertsTopicArn: platform.migration.alertsTopicArn,
+    // Register these with a source EHR (SMART Backend Services).
+    bulkJwks: platform.migration.bulkJwks,
+    bulkJwksUrl: pulumi.interpolate`${platform.api.url}/.well-known/jwks.json`,
+    bulkSigningKeyArn: platform.migration.signingKeyArn,
     pipelineName: platform.pipeline?.pipelineName,
     notificationsTopicArn: platform.pipeline?.topicArn,
   };

@@ -23,7 +23,7 @@ export interface KeyPolicyArgs {
   servicePrincipals?: string[];
 }
 
-const KEY_ADMIN_ACTIONS = [
+export const KEY_ADMIN_ACTIONS = [
   "kms:Create*",
   "kms:Describe*",
   "kms:Enable*",

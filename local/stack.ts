@@ -4,6 +4,10 @@ import * as path from "node:path";
 import { CreateKeyCommand, GetPublicKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import {
+  BULK_DOWNLOAD_TIMEOUT_SECONDS,
+  BULK_STEP_TIMEOUT_SECONDS,
+} from "../components/bulkFunctions";
 import { bundleHandler } from "../components/bundle";
 import { parseStackConfig } from "../components/config";
 import { glueJobName, JOBS } from "../components/glueJobNames";
@@ -37,9 +41,6 @@ const ACCOUNT = "000000000000";
 const REGION = "us-east-1";
 /** The lake's top-level prefixes (components/glueJobs.ts). */
 const LAKE_PREFIXES = ["landing/", "curated/", "quarantine/", "reports/", "scripts/", "tmp/"];
-/** Timeouts of the bulk functions (components/bulkSources.ts). */
-const BULK_STEP_TIMEOUT_SECONDS = 60;
-const BULK_DOWNLOAD_TIMEOUT_SECONDS = 900;
 
 export interface LocalStackOptions {
   /** @default "dev" */
@@ -289,7 +290,7 @@ export async function startStack(o: LocalStackOptions = {}) {
       ),
     ]);
     registryExport = exporter;
-    // The bulk functions: one bundle, one function per step (components/bulkSources.ts).
+    // The bulk functions: one bundle, one function per step (components/bulkFunctions.ts).
     await Promise.all(
       BULK_STEPS.map(async (s) => {
         bulkFunctions[s] = await lambda(
