@@ -112,7 +112,7 @@ async function main() {
   const client = LOCAL_CLIENTS[0];
   console.log(`
 HOTH local stack ready in ${elapsed(started)} (stack ${stack.stack})
-  API            ${stack.apiUrl}   POST /health, POST /members, GET /members/{id}, POST /migrations, GET /migrations/{id}
+  API            ${stack.apiUrl}   POST /health, POST /members, GET /members/{id}, POST /uploads, POST /migrations, GET /migrations/{id}, GET /.well-known/jwks.json
   Okta (local)   ${stack.issuer}   token endpoint ${stack.tokenUrl}
   AWS (moto)     ${stack.motoUrl}   lake bucket s3://${stack.lakeBucket}
   Bulk source    ${stack.bulkSource.baseUrl}   (the stack's bulk source 'local'; HOTH's JWKS: ${stack.apiUrl}/.well-known/jwks.json)
