@@ -9,9 +9,11 @@ import {
   deleteExport,
   downloadFile,
   type ExportJob,
+  fetchManifestPage,
   initiateExport,
   planDownloads,
   pollExport,
+  SourceProtocolError,
   type SourceServer,
   type StepContext,
 } from "./lib/bulkExport";
@@ -31,6 +33,9 @@ import { type KmsApi, kmsSigner, SmartTokenClient } from "./lib/smartBackend";
 
 export type BulkStep = "initiate" | "poll" | "download" | "check" | "delete";
 const STEPS: BulkStep[] = ["initiate", "poll", "download", "check", "delete"];
+
+/** Manifest pages followed in one poll (the task list must fit the state's 256 KiB anyway). */
+export const MAX_MANIFEST_PAGES = 100;
 
 /** A run's landing prefix: only the bulk area of one organisation's landing zone. */
 export const BULK_PREFIX = /^landing\/[a-z0-9-]{1,64}\/bulk\/[A-Za-z0-9_-]{1,80}$/;
@@ -141,9 +146,23 @@ async function run(event: unknown): Promise<unknown> {
     case "poll": {
       const i = e as unknown as PollEvent;
       const prefix = prefixOf(i.prefix);
-      const r = await pollExport(i.job, context(i.job?.server));
+      const ctx = context(i.job?.server);
+      const r = await pollExport(i.job, ctx);
       if (r.status !== "complete") return r;
+      // Every page of a paged manifest (Bulk Data 3.0 `link` next): a page
+      // left unread would be data silently lost.
       const tasks = planDownloads(r.manifest, prefix);
+      let next = r.manifest.next;
+      for (let page = 1; next; page++) {
+        if (page > MAX_MANIFEST_PAGES) {
+          throw new SourceProtocolError(
+            `Export status: the manifest has more than ${MAX_MANIFEST_PAGES} pages`,
+          );
+        }
+        const more = await fetchManifestPage(next, ctx);
+        tasks.push(...planDownloads(more, prefix, page));
+        next = more.next;
+      }
       logger.info("export complete", { source: r.job.server, files: tasks.length });
       return { status: r.status, transactionTime: r.manifest.transactionTime, tasks };
     }

@@ -86,11 +86,13 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
   });
   after(() => fsp.rm(data, { recursive: true, force: true }));
 
-  beforeEach(async () => {
+  /** (Re)starts the local source and loads the five handlers pointing at it. */
+  async function startSource(extra: Partial<Parameters<typeof startBulkSource>[0]> = {}) {
     source = await startBulkSource({
       dataDir: data,
       clients: [{ clientId: "hoth", jwks: JSON.parse(env.JWKS), scopes: ["system/*.read"] }],
       progressPolls: 2,
+      ...extra,
     });
     const sources = JSON.stringify([
       {
@@ -111,7 +113,8 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
         }).handler,
       ]),
     ) as Record<Step, BulkHandler>;
-  });
+  }
+  beforeEach(() => startSource());
   afterEach(() => source.stop());
 
   /** The Lambda integration (lambda:invoke) as AWS answers it: Payload, or the error type as the error. */
@@ -260,6 +263,23 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
       events.map((e) => e.DetailType),
       ["MigrationSucceeded"],
     );
+  });
+
+  it("paged manifest (Bulk Data 3.0 link next): every page's files are downloaded, none skipped", async () => {
+    await source.stop();
+    await startSource({ manifestPageSize: 1 });
+    const run = input();
+
+    const { error, states } = await execute(run);
+
+    assert.equal(error, undefined);
+    assert.equal(states.at(-1), "Succeeded");
+    const prefix = `landing/acme/bulk/${run.runId}/output/`;
+    assert.deepEqual(await keys(`landing/acme/bulk/${run.runId}/`), [
+      `${prefix}Observation.000.ndjson`,
+      `${prefix}Patient.p1.000.ndjson`,
+    ]);
+    assert.equal(source.stats.downloads, 2);
   });
 
   it("retry: a 429 kick-off, a 503 status and a 500 download are retried and the run succeeds", async () => {
