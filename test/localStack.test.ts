@@ -394,6 +394,47 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
     assert.ok(stack.bulkSource.stats.tokens > before.tokens);
   });
 
+  it("fails a bulk migration with a clear cause when the source refuses the export or its tokens expire", async () => {
+    const token = await fetchToken(stack.tokenUrl, acme, "system/Task.cruds");
+    const faults = stack.bulkSource.faults;
+    try {
+      // A source that refuses the kick-off (403): no job to delete.
+      faults.kickoffStatus = 403;
+      const refused = await migrate(token, { source: "bulk", server: "local" });
+      // A source whose access tokens are expired when used (the ones the
+      // functions hold revoked): refreshed once, then refused.
+      faults.kickoffStatus = undefined;
+      faults.expiredTokens = true;
+      stack.bulkSource.revokeTokens();
+      const expired = await migrate(token, { source: "bulk", server: "local" });
+
+      assert.deepEqual(
+        [refused.status, refused.error.error, expired.status, expired.error.error],
+        ["FAILED", "SourceHttpError", "FAILED", "SourceUnauthorizedError"],
+      );
+      assert.match(
+        JSON.parse(refused.error.cause).errorMessage,
+        /^Export kick-off: the source answered 403/,
+      );
+      assert.equal(
+        JSON.parse(expired.error.cause).errorMessage,
+        "Export kick-off: the source refused a freshly issued access token (401)",
+      );
+      for (const run of [refused, expired]) {
+        assert.deepEqual(
+          stack.events
+            .filter((e) => e.Detail.runId === run.id)
+            .map((e) => [e.DetailType, e.Detail.error]),
+          [["MigrationFailed", run.error.error]],
+        );
+        assert.deepEqual(await keys(`landing/acme/bulk/${run.id}/`), []);
+      }
+    } finally {
+      faults.kickoffStatus = undefined;
+      faults.expiredTokens = false;
+    }
+  });
+
   it("refuses a bulk migration naming a source the stack does not configure, naming no value", async () => {
     const token = await fetchToken(stack.tokenUrl, acme, "system/Task.cruds");
     const refused = await call("POST", "/migrations", {
