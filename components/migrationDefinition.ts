@@ -338,7 +338,8 @@ const lambdaTask = (arn: string, payload: unknown, timeoutSeconds: number) => ({
  * check (error files fail the run), delete the job at the source, then
  * ingest the output files like any FHIR input. Once a job exists, any failure
  * deletes it at the source before the run fails. The manifest's task list
- * travels in the state (256 KiB payload limit, about 600 files); a larger
+ * travels in the state (256 KiB payload limit: at most 400 files, which the
+ * poll function enforces, handlers/bulk.ts MAX_EXPORT_FILES); a larger
  * export needs a Distributed Map reading the list from S3.
  */
 function bulkStates(b: BulkDefinitionArgs) {

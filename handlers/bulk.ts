@@ -37,6 +37,14 @@ const STEPS: BulkStep[] = ["initiate", "poll", "download", "check", "delete"];
 /** Manifest pages followed in one poll (the task list must fit the state's 256 KiB anyway). */
 export const MAX_MANIFEST_PAGES = 100;
 
+/**
+ * Files one run downloads: each file's task and result travel in the
+ * execution's state (about 600 bytes together), which Step Functions caps
+ * at 256 KiB. A larger export is refused up front with this reason rather
+ * than failing later with States.DataLimitExceeded.
+ */
+export const MAX_EXPORT_FILES = 400;
+
 /** A run's landing prefix: only the bulk area of one organisation's landing zone. */
 export const BULK_PREFIX = /^landing\/[a-z0-9-]{1,64}\/bulk\/[A-Za-z0-9_-]{1,80}$/;
 
@@ -162,6 +170,11 @@ async function run(event: unknown): Promise<unknown> {
         const more = await fetchManifestPage(next, ctx);
         tasks.push(...planDownloads(more, prefix, page));
         next = more.next;
+      }
+      if (tasks.length > MAX_EXPORT_FILES) {
+        throw new SourceProtocolError(
+          `The export lists ${tasks.length} files; one run takes at most ${MAX_EXPORT_FILES}: narrow it with the source's types, since or a Group`,
+        );
       }
       logger.info("export complete", { source: r.job.server, files: tasks.length });
       return { status: r.status, transactionTime: r.manifest.transactionTime, tasks };

@@ -1,5 +1,7 @@
 import * as assert from "node:assert/strict";
 import { promises as fsp } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 
 import aslValidator = require("asl-validator");
 
@@ -280,6 +282,33 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
       `${prefix}Patient.p1.000.ndjson`,
     ]);
     assert.equal(source.stats.downloads, 2);
+  });
+
+  it("too many files for one run's state: refused at the poll with the reason, job deleted, nothing downloaded", async () => {
+    const many = await fsp.mkdtemp(path.join(os.tmpdir(), "hoth-bulk-many-"));
+    try {
+      for (let i = 0; i <= 400; i++) {
+        const id = `p${i}`;
+        await fsp.writeFile(
+          path.join(many, `Patient.${String(i).padStart(3, "0")}.ndjson`),
+          `${JSON.stringify({ resourceType: "Patient", id })}\n`,
+        );
+      }
+      await source.stop();
+      await startSource({ dataDir: many });
+
+      const { error, states } = await execute(input());
+
+      assert.equal(error?.name, "SourceProtocolError");
+      assert.equal(
+        JSON.parse(String(error?.cause)).errorMessage,
+        "The export lists 401 files; one run takes at most 400: narrow it with the source's types, since or a Group",
+      );
+      assert.deepEqual(states.slice(-3), ["DeleteAfterFailure", "PublishFailed", "Failed"]);
+      assert.deepEqual([source.stats.downloads, source.stats.deletes], [0, 1]);
+    } finally {
+      await fsp.rm(many, { recursive: true, force: true });
+    }
   });
 
   it("retry: a 429 kick-off, a 503 status and a 500 download are retried and the run succeeds", async () => {
