@@ -53,6 +53,15 @@ export function appRouteStatements(s: AppRouteScope): Statement[] {
       Resource: `${s.lakeBucketArn}/landing/*/uploads/*`,
     },
     {
+      // POST /migrations checks that an upload it is asked to migrate exists
+      // in the caller's landing area (keys only; no object is read).
+      Sid: "FindUploads",
+      Effect: "Allow",
+      Action: "s3:ListBucket",
+      Resource: s.lakeBucketArn,
+      Condition: { StringLike: { "s3:prefix": "landing/*/uploads/*" } },
+    },
+    {
       // SSE-KMS of an upload: S3 asks KMS for a data key on the signer's behalf.
       Sid: "UploadKey",
       Effect: "Allow",

@@ -238,6 +238,9 @@ const OPERATIONS: Record<string, (r: Route) => Schema> = {
       400: outcome("Invalid body or missing Idempotency-Key"),
       409: outcome("The Idempotency-Key was used for another request"),
       415: outcome("The content type is not application/json"),
+      422: outcome(
+        "inputPrefix names an upload (uploads/<id>/) with no file in the caller's landing area",
+      ),
       503: outcome("Step Functions is unavailable"),
     },
   }),

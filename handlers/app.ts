@@ -68,7 +68,7 @@ const implementations: Record<string, RouteImpl> = {
   "GET /members/{id}/_history": memberHistory(members),
   "GET /members/{id}/_history/{vid}": readMemberVersion(members),
   "POST /uploads": createUpload(settings, s3),
-  "POST /migrations": startMigration(settings, sfn),
+  "POST /migrations": startMigration(settings, sfn, s3),
   "GET /migrations/{id}": getMigration(settings, sfn, s3),
 };
 

@@ -319,6 +319,13 @@ describe("AuthorizedApi", () => {
               Resource: "arn:aws:s3:::hoth-dev-lake/landing/*/uploads/*",
             },
             {
+              Sid: "FindUploads",
+              Effect: "Allow",
+              Action: "s3:ListBucket",
+              Resource: "arn:aws:s3:::hoth-dev-lake",
+              Condition: { StringLike: { "s3:prefix": "landing/*/uploads/*" } },
+            },
+            {
               Sid: "UploadKey",
               Effect: "Allow",
               Action: "kms:GenerateDataKey",

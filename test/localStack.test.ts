@@ -324,24 +324,38 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
     assert.equal(oversized.status, 400);
     assert.equal(oversized.body.issue[0].diagnostics, "size must be at most 104857600 bytes");
 
-    // Another organisation naming acme's upload id reads only its own landing area: nothing there.
+    // Another organisation naming acme's upload id, or an upload whose file never
+    // arrived, is refused before any run starts (its own landing area has no such file).
     const globexToken = await fetchToken(stack.tokenUrl, globex, "system/Task.cruds");
-    const stolen = await migrate(
-      globexToken,
-      { source: "legacy", inputPrefix: upload.inputPrefix },
-      globex,
-    );
-    assert.equal(stolen.status, "FAILED");
-    assert.match(
-      JSON.parse(stolen.error.cause).ErrorMessage,
-      new RegExp(`^InputNotFound: .*landing/globex/uploads/${upload.id}/`),
-    );
-    assert.equal(
-      stack.events.filter(
-        (e) => e.Detail.runId === stolen.id && e.DetailType === "MigrationSucceeded",
-      ).length,
-      0,
-    );
+    const before = (await keys("reports/globex/")).length;
+    const stolen = await call("POST", "/migrations", {
+      token: globexToken,
+      clientId: globex.clientId,
+      body: { source: "legacy", inputPrefix: upload.inputPrefix },
+      key: unique(),
+    });
+    const unsent = await call("POST", "/uploads", {
+      token,
+      clientId: acme.clientId,
+      body: { fileName: "later.csv", contentType: "text/csv", size: 10 },
+    });
+    const early = await call("POST", "/migrations", {
+      token,
+      clientId: acme.clientId,
+      body: { source: "legacy", inputPrefix: unsent.body.inputPrefix },
+      key: unique(),
+    });
+    for (const refused of [stolen, early]) {
+      assert.equal(refused.status, 422);
+      assert.deepEqual(
+        [refused.body.issue[0].code, refused.body.issue[0].diagnostics],
+        [
+          "not-found",
+          "No uploaded file under this inputPrefix in your landing area: upload it with the form POST /uploads returned first",
+        ],
+      );
+    }
+    assert.equal((await keys("reports/globex/")).length, before);
   });
 
   it("pulls a Bulk Data export from the local source (SMART Backend Services, KMS-signed) and migrates it", async () => {

@@ -235,6 +235,38 @@ describe("POST /uploads (pre-signed S3 POST) against moto", () => {
     });
   });
 
+  it("refuses (422) to migrate an upload whose file is not in the caller's landing area: another organisation's, or not sent", async () => {
+    // Prepare: acme's upload, sent; and one never sent
+    const sent = body(await create());
+    assert.equal((await post(sent.url, sent.fields, FILE)).status, 204);
+    const unsent = body(await create());
+    const migrate = (org: string, inputPrefix: string) =>
+      handler(
+        {
+          ...request({ org, body: { source: "legacy", inputPrefix }, scopes: "system/Task.c" }),
+          path: "/migrations",
+          resource: "/migrations",
+          headers: {
+            "Content-Type": "application/json",
+            "Idempotency-Key": `k-${org}-${inputPrefix}`,
+          },
+        },
+        lambdaContext(),
+      );
+    // Act
+    const stolen = await migrate("globex", sent.inputPrefix);
+    const early = await migrate("acme", unsent.inputPrefix);
+    // Assess: refused before any run (no state machine is even reachable here)
+    for (const res of [stolen, early]) {
+      assert.equal(res.statusCode, 422);
+      assert.equal(body(res).issue[0].code, "not-found");
+      assert.equal(
+        diagnostics(res),
+        "No uploaded file under this inputPrefix in your landing area: upload it with the form POST /uploads returned first",
+      );
+    }
+  });
+
   it("takes the organisation from the token only: the same body from globex lands under globex", async () => {
     const res = await create(
       { fileName: "members.csv", contentType: "text/csv", size },

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import {
   DescribeExecutionCommand,
   type DescribeExecutionCommandOutput,
@@ -12,6 +12,7 @@ import * as z from "zod/mini";
 import {
   BadRequestError,
   ConflictError,
+  HttpError,
   NotFoundError,
   ServiceUnavailableError,
   UnsupportedMediaTypeError,
@@ -127,8 +128,39 @@ function awsFailure(error: unknown): never {
 /** Another tenant's run, a malformed id and an unknown one answer alike, naming no id. */
 const noSuchMigration = () => new NotFoundError("The migration does not exist");
 
+/** `uploads/<upload id>/`: a migration of one POST /uploads file. */
+const UPLOAD_PREFIX = /^uploads\/(u-[0-9a-f]{32})\/$/;
+
+/**
+ * A migration of an upload must find it in the caller's own landing area: an
+ * upload id that is another organisation's, unknown, or whose file has not
+ * arrived is refused here (422) instead of starting a run that would fail.
+ */
+async function requireUpload(s3: S3Client, settings: MigrationSettings, org: string, id: string) {
+  let found: number;
+  try {
+    const out = await s3.send(
+      new ListObjectsV2Command({
+        Bucket: settings.lakeBucket,
+        Prefix: `landing/${org}/uploads/${id}/`,
+        MaxKeys: 1,
+      }),
+    );
+    found = out.KeyCount ?? out.Contents?.length ?? 0;
+  } catch (error) {
+    awsFailure(error);
+  }
+  if (found === 0) {
+    throw new HttpError(
+      422,
+      "not-found",
+      "No uploaded file under this inputPrefix in your landing area: upload it with the form POST /uploads returned first",
+    );
+  }
+}
+
 export const startMigration =
-  (settings: MigrationSettings, sfn: SFNClient): RouteImpl =>
+  (settings: MigrationSettings, sfn: SFNClient, s3?: S3Client): RouteImpl =>
   async ({ event }) => {
     const org = tenant(event);
     requireAccess(event, "Task", "create");
@@ -150,6 +182,8 @@ export const startMigration =
     if (data.source === "bulk" && !(settings.bulkSources ?? []).includes(data.server)) {
       throw new BadRequestError("server must be the name of one of the stack's bulk sources");
     }
+    const upload = "inputPrefix" in data ? UPLOAD_PREFIX.exec(data.inputPrefix) : null;
+    if (upload && s3) await requireUpload(s3, settings, org, upload[1]);
     const id = migrationId(org, key);
     const input = JSON.stringify({
       runId: id,
