@@ -147,6 +147,9 @@ const bulkSourceSchema = z.strictObject({
     .optional(),
 });
 
+/** Room for BULK_SOURCES in the bulk functions' 4 KB environment, beside the key and settings. */
+export const BULK_SOURCES_MAX_CHARS = 2800;
+
 /** Bulk Data sources pulled with SMART Backend Services (a KMS key signs the client assertions). */
 const bulkSchema = z
   .strictObject({
@@ -161,6 +164,16 @@ const bulkSchema = z
     sources: z.array(bulkSourceSchema).default([]),
   })
   .superRefine((b, ctx) => {
+    // The bulk functions receive the sources as one environment variable;
+    // Lambda caps a function's whole environment at 4 KB.
+    const size = JSON.stringify(b.sources).length;
+    if (size > BULK_SOURCES_MAX_CHARS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["sources"],
+        message: `take ${size} characters as JSON, more than the ${BULK_SOURCES_MAX_CHARS} that fit a Lambda environment (4 KB in all); split the sources across stacks`,
+      });
+    }
     const seen = new Set<string>();
     b.sources.forEach((src, i) => {
       if (seen.has(src.name)) {

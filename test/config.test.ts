@@ -226,6 +226,22 @@ describe("stack configuration", () => {
     );
   });
 
+  it("rejects bulk sources too large for a Lambda environment, saying why", () => {
+    const source = (i: number) => ({
+      name: `ehr-${i}`,
+      fhirBaseUrl: `https://ehr-${i}.example.org/fhir/r4/with/a/long/path`,
+      tokenUrl: `https://ehr-${i}.example.org/oauth2/v1/token/with/a/long/path`,
+      clientId: `hoth-production-client-${i}`,
+      scopes: ["system/Patient.read", "system/Coverage.read", "system/Condition.read"],
+    });
+    const sources = Array.from({ length: 12 }, (_, i) => source(i));
+    const [problem] = problemsOf("dev", { "hoth:bulk": JSON.stringify({ sources }) });
+    assert.match(
+      problem,
+      /^hoth:bulk\.sources: take \d+ characters as JSON, more than the 2800 that fit a Lambda environment \(4 KB in all\); split the sources across stacks; set it with/,
+    );
+  });
+
   it("defaults uploads and bulk when a stack leaves them out", () => {
     const raw = { ...stackConfig("dev") };
     delete raw["hoth:uploads"];
