@@ -410,6 +410,26 @@ const SCHEMAS: Record<string, Schema> = {
           },
         },
       },
+      {
+        type: "object",
+        additionalProperties: false,
+        required: ["source", "server"],
+        properties: {
+          source: {
+            const: "bulk",
+            description: "A FHIR Bulk Data $export from one of the stack's configured sources",
+          },
+          server: {
+            type: "string",
+            pattern: "^[a-z][a-z0-9-]{1,30}$",
+            description: "The name of a source in hoth:bulk.sources",
+          },
+          since: {
+            type: "string",
+            description: "_since: a FHIR instant, e.g. 2026-01-01T00:00:00Z",
+          },
+        },
+      },
     ],
   },
   MigrationAccepted: {
