@@ -113,6 +113,14 @@ function compose(config: StackConfig) {
         inputPrefix: config.migration.scheduledInputPrefix,
       },
       alerts,
+      bulk: {
+        ...config.bulk,
+        adminArns: [deployer.issuerArn],
+        lakeBucketArn: glue.lakeBucketArn,
+        logLevel: config.logLevel,
+        reservedConcurrency: config.lambda.reservedConcurrency,
+        deletionWindowInDays: config.kmsDeletionWindowDays,
+      },
     },
     opts,
   );
@@ -139,6 +147,11 @@ function compose(config: StackConfig) {
         STATE_MACHINE_ARN: migration.stateMachineArn,
         LAKE_BUCKET: glue.lakeBucket,
         REGISTRY_TABLE: registry.tableName,
+        UPLOAD_KEY_ARN: secrets.keyArn,
+        UPLOAD_MAX_BYTES: String(config.uploads.maxBytes),
+        UPLOAD_EXPIRES_SECONDS: String(config.uploads.expiresSeconds),
+        BULK_JWKS: migration.bulkJwks ?? "",
+        BULK_SOURCE_NAMES: config.bulk.sources.map((s) => s.name).join(","),
       },
       appStatements: pulumi
         .all([migration.stateMachineArn, glue.lakeBucketArn, secrets.keyArn, registry.tableArn])
@@ -253,6 +266,10 @@ function outputs(platform: ReturnType<typeof compose>) {
     auditLogBucket: platform.audit.logBucket,
     auditDatabase: platform.audit.databaseName,
     dashboardName: platform.monitoring.dashboardName,
+    // Register these with a source EHR (SMART Backend Services).
+    bulkJwks: platform.migration.bulkJwks,
+    bulkJwksUrl: pulumi.interpolate`${platform.api.url}/.well-known/jwks.json`,
+    bulkSigningKeyArn: platform.migration.signingKeyArn,
     pipelineName: platform.pipeline?.pipelineName,
     notificationsTopicArn: platform.pipeline?.topicArn,
   };

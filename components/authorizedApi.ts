@@ -199,8 +199,9 @@ export class AuthorizedApi extends pulumi.ComponentResource {
           restApi: api.id,
           resourceId,
           httpMethod: route.method,
-          authorization: "CUSTOM",
-          authorizerId: requestAuthorizer.id,
+          // A public route (HOTH's JWKS) is for anyone: no authorizer.
+          authorization: route.public ? "NONE" : "CUSTOM",
+          authorizerId: route.public ? undefined : requestAuthorizer.id,
           requestParameters: Object.fromEntries(
             params.map((p) => [`method.request.path.${p}`, true]),
           ),

@@ -3,6 +3,14 @@ import * as pulumi from "@pulumi/pulumi";
 import { assumeRolePolicy, policy, type Statement, xrayStatements } from "../contracts/iam";
 import { EVENT_SOURCE, migrationDefinition } from "../contracts/migrationDefinition";
 import type { AlertsTopic } from "./alertsTopic";
+import {
+  BULK_DOWNLOAD_TIMEOUT_SECONDS,
+  BULK_STEP_TIMEOUT_SECONDS,
+  BULK_STEPS,
+  type BulkSourceSetting,
+  bulkFunctions,
+  type SigningKeySpec,
+} from "./bulkFunctions";
 
 export interface MigrationStateMachineArgs {
   prefix: string;
@@ -22,6 +30,22 @@ export interface MigrationStateMachineArgs {
   schedule: { expression?: string; enabled: boolean; org: string; inputPrefix: string };
   /** The stack's alerts topic: MigrationFailed events go there. */
   alerts: AlertsTopic;
+  /**
+   * Bulk Data sources: the signing key and the bulk functions
+   * (components/bulkFunctions.ts) and the bulk branch of the definition.
+   * Without it a `bulk` run is invalid input.
+   */
+  bulk?: {
+    adminArns: pulumi.Input<pulumi.Input<string>[]>;
+    lakeBucketArn: pulumi.Input<string>;
+    logLevel: string;
+    reservedConcurrency: number;
+    signingKeySpec: SigningKeySpec;
+    deletionWindowInDays: number;
+    deadlineSeconds: number;
+    downloadConcurrency: number;
+    sources: BulkSourceSetting[];
+  };
 }
 
 /**
@@ -78,6 +102,9 @@ export function stateMachineStatements(
 export class MigrationStateMachine extends pulumi.ComponentResource {
   readonly stateMachineArn: pulumi.Output<string>;
   readonly eventBusName: pulumi.Output<string>;
+  /** HOTH's public JWKS (JSON), when the stack has the bulk functions. */
+  readonly bulkJwks?: pulumi.Output<string>;
+  readonly signingKeyArn?: pulumi.Output<string>;
 
   constructor(
     name: string,
@@ -110,15 +137,31 @@ export class MigrationStateMachine extends pulumi.ComponentResource {
       { name: `${p}-migration`, assumeRolePolicy: trust("states.amazonaws.com") },
       child,
     );
+    const bulk = args.bulk
+      ? bulkFunctions(
+          name,
+          {
+            ...args.bulk,
+            prefix: p,
+            region: args.region,
+            accountId: args.accountId,
+            keyArn: args.keyArn,
+            lakeBucket: args.lakeBucket,
+            logRetentionDays: args.logRetentionDays,
+          },
+          child,
+        )
+      : undefined;
+    const bulkArns = pulumi.all(bulk ? BULK_STEPS.map((s) => bulk.functionArns[s]) : []);
     const grant = new aws.iam.RolePolicy(
       `${name}-policy`,
       {
         role: role.name,
         policy: pulumi
-          .all([args.legacyJob.arn, args.ingestJob.arn, bus.arn, args.registryExport.arn])
-          .apply(([legacy, ingest, busArn, exportArn]) =>
+          .all([args.legacyJob.arn, args.ingestJob.arn, bus.arn, args.registryExport.arn, bulkArns])
+          .apply(([legacy, ingest, busArn, exportArn, bulkFns]) =>
             JSON.stringify(
-              policy(...stateMachineStatements([legacy, ingest], busArn, [exportArn])),
+              policy(...stateMachineStatements([legacy, ingest], busArn, [exportArn, ...bulkFns])),
             ),
           ),
       },
@@ -138,10 +181,24 @@ export class MigrationStateMachine extends pulumi.ComponentResource {
             args.lakeBucket,
             bus.name,
             args.registryExport.arn,
+            bulkArns,
           ])
-          .apply(([legacyJobName, ingestJobName, lakeBucket, eventBusName, exportArn]) =>
+          .apply(([legacyJobName, ingestJobName, lakeBucket, eventBusName, exportArn, bulkFns]) =>
             JSON.stringify(
               migrationDefinition({
+                ...(args.bulk
+                  ? {
+                      bulk: {
+                        functionArns: Object.fromEntries(
+                          BULK_STEPS.map((s, i) => [s, bulkFns[i]]),
+                        ) as Record<(typeof BULK_STEPS)[number], string>,
+                        deadlineSeconds: args.bulk.deadlineSeconds,
+                        downloadConcurrency: args.bulk.downloadConcurrency,
+                        stepTimeoutSeconds: BULK_STEP_TIMEOUT_SECONDS,
+                        downloadTimeoutSeconds: BULK_DOWNLOAD_TIMEOUT_SECONDS,
+                      },
+                    }
+                  : {}),
                 legacyJobName,
                 ingestJobName,
                 registryExportFunctionArn: exportArn,
@@ -234,7 +291,11 @@ export class MigrationStateMachine extends pulumi.ComponentResource {
 
     this.stateMachineArn = machine.arn;
     this.eventBusName = bus.name;
+    this.bulkJwks = bulk?.jwks;
+    this.signingKeyArn = bulk?.signingKeyArn;
     this.registerOutputs({
+      bulkJwks: this.bulkJwks,
+      signingKeyArn: this.signingKeyArn,
       stateMachineArn: this.stateMachineArn,
       eventBusName: this.eventBusName,
     });

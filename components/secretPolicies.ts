@@ -26,7 +26,7 @@ export interface KeyPolicyArgs {
   cloudTrailArns?: string[];
 }
 
-const KEY_ADMIN_ACTIONS = [
+export const KEY_ADMIN_ACTIONS = [
   "kms:Create*",
   "kms:Describe*",
   "kms:Enable*",

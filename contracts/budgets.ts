@@ -13,3 +13,7 @@ export const ANSWER_MARGIN_MS = 1500;
 export const MIN_LAMBDA_TIMEOUT_SECONDS = Math.ceil(
   (ATTEMPTS * (REQUEST_TIMEOUT_MS + CONNECTION_TIMEOUT_MS) + ANSWER_MARGIN_MS) / 1000,
 );
+
+/** Timeouts (s): a download streams one file of any size; the other steps make one request or two. */
+export const BULK_STEP_TIMEOUT_SECONDS = 60;
+export const BULK_DOWNLOAD_TIMEOUT_SECONDS = 900;

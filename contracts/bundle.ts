@@ -6,6 +6,7 @@ export const HANDLERS = {
   app: "handlers/app.ts",
   authorizer: "handlers/authorizer.ts",
   registryExport: "handlers/registryExport.ts",
+  bulk: "handlers/bulk.ts",
 } as const;
 export type HandlerName = keyof typeof HANDLERS;
 

@@ -136,6 +136,89 @@ const alarmsSchema = z.strictObject({
   evaluationPeriods: intIn(1, 100),
 });
 
+/** Pre-signed upload forms (POST /uploads). */
+const uploadsSchema = z.strictObject({
+  /** The largest extract one form admits; S3 takes at most 5 GiB in one POST. */
+  maxBytes: intIn(1, 5 * 1024 ** 3),
+  /** How long a form is valid (s): at most 15 minutes. */
+  expiresSeconds: intIn(60, 900),
+});
+
+/** https, or http on the loopback address (the local stack's Bulk Data source). */
+const sourceUrl = z
+  .url({ protocol: /^https?$/, error: "must be an https:// URL" })
+  .refine(
+    (u) => u.startsWith("https://") || /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\//.test(`${u}/`),
+    "must be an https:// URL (http only on 127.0.0.1, for the local stack)",
+  );
+
+/** A Bulk Data source server (https://hl7.org/fhir/uv/bulkdata/export.html). */
+const bulkSourceSchema = z.strictObject({
+  name: z.string().regex(/^[a-z][a-z0-9-]{1,30}$/, "must be 2-31 characters of a-z, 0-9 and '-'"),
+  fhirBaseUrl: sourceUrl,
+  tokenUrl: sourceUrl,
+  clientId: z.string().regex(/^[\x21-\x7e]{1,255}$/, "must be the client id the source registered"),
+  scopes: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^system\/(\*|[A-Z][A-Za-z]{1,63})\.(read|rs|r)$/,
+          "must be a SMART system read scope like system/Patient.rs",
+        ),
+    )
+    .min(1, "must list at least one scope"),
+  /** Group-level export when set, system-level otherwise. */
+  groupId: z
+    .string()
+    .regex(/^[A-Za-z0-9\-.]{1,64}$/, "must be a FHIR id")
+    .optional(),
+  /** `_type`; every type the source has when absent. */
+  types: z
+    .array(z.string().regex(/^[A-Z][A-Za-z]{1,63}$/, "must be a FHIR resource type"))
+    .optional(),
+});
+
+/** Room for BULK_SOURCES in the bulk functions' 4 KB environment, beside the key and settings. */
+export const BULK_SOURCES_MAX_CHARS = 2800;
+
+/** Bulk Data sources pulled with SMART Backend Services (a KMS key signs the client assertions). */
+const bulkSchema = z
+  .strictObject({
+    /** The asymmetric KMS key HOTH signs with: ES384 or RS384. @default ECC_NIST_P384 */
+    signingKeySpec: z
+      .enum(["ECC_NIST_P384", "RSA_3072"], { error: "must be ECC_NIST_P384 or RSA_3072" })
+      .default("ECC_NIST_P384"),
+    /** From kick-off to a complete manifest (s). @default 21600 */
+    deadlineSeconds: intIn(60, 7 * 86400).default(21600),
+    /** Files downloaded at once. @default 4 */
+    downloadConcurrency: intIn(1, 40).default(4),
+    sources: z.array(bulkSourceSchema).default([]),
+  })
+  .superRefine((b, ctx) => {
+    // The bulk functions receive the sources as one environment variable;
+    // Lambda caps a function's whole environment at 4 KB.
+    const size = JSON.stringify(b.sources).length;
+    if (size > BULK_SOURCES_MAX_CHARS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["sources"],
+        message: `take ${size} characters as JSON, more than the ${BULK_SOURCES_MAX_CHARS} that fit a Lambda environment (4 KB in all); split the sources across stacks`,
+      });
+    }
+    const seen = new Set<string>();
+    b.sources.forEach((src, i) => {
+      if (seen.has(src.name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["sources", i, "name"],
+          message: "must be unique among the sources",
+        });
+      }
+      seen.add(src.name);
+    });
+  });
+
 const pipelineSchema = z.strictObject({
   /** `owner/name` of the repository the CodeStar connection reads. */
   repository: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "must be owner/name"),
@@ -201,6 +284,15 @@ const schema = z
     migration: migrationSchema,
     audit: auditSchema,
     alarms: alarmsSchema,
+    /** @default { maxBytes: 1 GiB, expiresSeconds: 900 } */
+    uploads: uploadsSchema.default({ maxBytes: 1024 ** 3, expiresSeconds: 900 }),
+    /** @default no sources, ECC_NIST_P384, 6 h deadline, 4 downloads at once */
+    bulk: bulkSchema.default({
+      signingKeySpec: "ECC_NIST_P384",
+      deadlineSeconds: 21600,
+      downloadConcurrency: 4,
+      sources: [],
+    }),
     /** The delivery pipeline; a stack without it is deployed by hand. */
     pipeline: pipelineSchema.optional(),
   })

@@ -7,7 +7,10 @@
  * `inputPrefix` is relative to the organisation's landing area
  * (`s3://<lake>/landing/<org>/`), so a run can only read its own tenant's data.
  * A `registry` run first snapshots the organisation's committed members
- * (the registry export function) and ingests that snapshot.
+ * (the registry export function) and ingests that snapshot. A `bulk` run
+ * (`"server"`, `"since"`: an instant or null) pulls a FHIR Bulk Data
+ * `$export` from a configured source into `landing/<org>/bulk/<runId>/`
+ * (the bulk functions, handlers/bulk.ts) and ingests its output files.
  */
 
 export interface MigrationDefinitionArgs {
@@ -22,6 +25,20 @@ export interface MigrationDefinitionArgs {
   /** Per-job timeout (s). */
   legacyTimeoutSeconds: number;
   ingestTimeoutSeconds: number;
+  /** The bulk-source functions; without them a `bulk` run is invalid input. */
+  bulk?: BulkDefinitionArgs;
+}
+
+export interface BulkDefinitionArgs {
+  functionArns: Record<"initiate" | "poll" | "download" | "check" | "delete", string>;
+  /** From kick-off to a complete manifest (s). */
+  deadlineSeconds: number;
+  /** Files downloaded at once. */
+  downloadConcurrency: number;
+  /** Timeout of the initiate, poll, check and delete functions (s). */
+  stepTimeoutSeconds: number;
+  /** Timeout of the download function (s). */
+  downloadTimeoutSeconds: number;
 }
 
 /** `source` of the events the state machine publishes. */
@@ -53,6 +70,25 @@ export const RETRYABLE_LAMBDA_ERRORS = [
   "Lambda.AWSLambdaException",
   "Lambda.SdkClientException",
   "Lambda.TooManyRequestsException",
+];
+
+/**
+ * Errors of the bulk functions worth retrying: what the source answered
+ * 429/5xx (TransientSourceError, after the function's own short retries) and
+ * Lambda's own faults. Every other named error (SourceHttpError,
+ * ExportDeadlineError, LineCountMismatchError, ExportErrorFilesError,
+ * ManifestError, TokenRequestError, SourceUnauthorizedError...) fails the run.
+ */
+export const RETRYABLE_BULK_ERRORS = ["TransientSourceError", ...RETRYABLE_LAMBDA_ERRORS];
+
+const bulkRetry = [
+  {
+    ErrorEquals: RETRYABLE_BULK_ERRORS,
+    IntervalSeconds: 5,
+    MaxAttempts: 3,
+    BackoffRate: 2,
+    JitterStrategy: "FULL",
+  },
 ];
 
 const catchAll = [{ ErrorEquals: ["States.ALL"], ResultPath: "$.error", Next: "PublishFailed" }];
@@ -95,6 +131,24 @@ export function migrationDefinition(a: MigrationDefinitionArgs) {
           { Variable: "$.source", StringEquals: "legacy" },
           { Variable: "$.source", StringEquals: "fhir" },
           { Variable: "$.source", StringEquals: "registry" },
+          ...(a.bulk
+            ? [
+                {
+                  And: [
+                    { Variable: "$.source", StringEquals: "bulk" },
+                    { Variable: "$.server", IsPresent: true },
+                    { Variable: "$.server", IsString: true },
+                    { Variable: "$.since", IsPresent: true },
+                    {
+                      Or: [
+                        { Variable: "$.since", IsNull: true },
+                        { Variable: "$.since", IsString: true },
+                      ],
+                    },
+                  ],
+                },
+              ]
+            : []),
         ],
       },
     ],
@@ -120,8 +174,9 @@ export function migrationDefinition(a: MigrationDefinitionArgs) {
       InvalidInput: {
         Type: "Fail",
         Error: "InvalidInput",
-        Cause:
-          "Input needs runId, org and inputPrefix (strings) and source 'legacy', 'fhir' or 'registry'",
+        Cause: a.bulk
+          ? "Input needs runId, org and inputPrefix (strings) and source 'legacy', 'fhir', 'registry' or 'bulk' (with server and since)"
+          : "Input needs runId, org and inputPrefix (strings) and source 'legacy', 'fhir' or 'registry'",
       },
       Prepare: {
         Type: "Pass",
@@ -146,6 +201,7 @@ export function migrationDefinition(a: MigrationDefinitionArgs) {
         Choices: [
           { Variable: "$.source", StringEquals: "legacy", Next: "LegacyToFhir" },
           { Variable: "$.source", StringEquals: "registry", Next: "ExportRegistry" },
+          ...(a.bulk ? [{ Variable: "$.source", StringEquals: "bulk", Next: "PrepareBulk" }] : []),
         ],
         Default: "UseInputAsFhir",
       },
@@ -171,6 +227,7 @@ export function migrationDefinition(a: MigrationDefinitionArgs) {
         Catch: catchAll,
         Next: "UseExportAsFhir",
       },
+      ...(a.bulk ? bulkStates(a.bulk) : {}),
       UseExportAsFhir: {
         Type: "Pass",
         InputPath: "$.registryExport.prefix",
@@ -262,6 +319,131 @@ export function migrationDefinition(a: MigrationDefinitionArgs) {
         Next: "Failed",
       },
       Failed: { Type: "Fail", ErrorPath: "$.error.Error", CausePath: "$.error.Cause" },
+    },
+  };
+}
+
+const lambdaTask = (arn: string, payload: unknown, timeoutSeconds: number) => ({
+  Type: "Task",
+  Resource: "arn:aws:states:::lambda:invoke",
+  Parameters: { FunctionName: arn, Payload: payload },
+  TimeoutSeconds: timeoutSeconds + 30,
+  Retry: bulkRetry,
+});
+
+/**
+ * The bulk branch: kick-off, poll (waiting what the source asks, within the
+ * deadline the poll function enforces), download every manifest file (a Map:
+ * each file streamed into the run's landing prefix and its lines counted),
+ * check (error files fail the run), delete the job at the source, then
+ * ingest the output files like any FHIR input. Once a job exists, any failure
+ * deletes it at the source before the run fails. The manifest's task list
+ * travels in the state (256 KiB payload limit: at most 400 files, which the
+ * poll function enforces, handlers/bulk.ts MAX_EXPORT_FILES); a larger
+ * export needs a Distributed Map reading the list from S3.
+ */
+function bulkStates(b: BulkDefinitionArgs) {
+  const fail = { ErrorEquals: ["States.ALL"], ResultPath: "$.error" };
+  const step = b.stepTimeoutSeconds;
+  return {
+    PrepareBulk: {
+      Type: "Pass",
+      Parameters: {
+        "server.$": "$$.Execution.Input.server",
+        "since.$": "$$.Execution.Input.since",
+        "prefix.$": "States.Format('landing/{}/bulk/{}', $.org, $.runId)",
+      },
+      ResultPath: "$.bulk",
+      Next: "InitiateExport",
+    },
+    InitiateExport: {
+      ...lambdaTask(
+        b.functionArns.initiate,
+        {
+          "server.$": "$.bulk.server",
+          "since.$": "$.bulk.since",
+          deadlineSeconds: b.deadlineSeconds,
+        },
+        step,
+      ),
+      ResultSelector: { "job.$": "$.Payload" },
+      ResultPath: "$.export",
+      // No job at the source yet: nothing to delete.
+      Catch: [{ ...fail, Next: "PublishFailed" }],
+      Next: "PollExport",
+    },
+    PollExport: {
+      ...lambdaTask(
+        b.functionArns.poll,
+        { "job.$": "$.export.job", "prefix.$": "$.bulk.prefix" },
+        step,
+      ),
+      ResultSelector: { "value.$": "$.Payload" },
+      ResultPath: "$.poll",
+      Catch: [{ ...fail, Next: "DeleteAfterFailure" }],
+      Next: "ExportComplete",
+    },
+    ExportComplete: {
+      Type: "Choice",
+      Choices: [
+        { Variable: "$.poll.value.status", StringEquals: "complete", Next: "DownloadFiles" },
+      ],
+      Default: "WaitForExport",
+    },
+    WaitForExport: { Type: "Wait", SecondsPath: "$.poll.value.waitSeconds", Next: "PollExport" },
+    DownloadFiles: {
+      Type: "Map",
+      ItemsPath: "$.poll.value.tasks",
+      MaxConcurrency: b.downloadConcurrency,
+      ItemSelector: {
+        "server.$": "$.bulk.server",
+        "prefix.$": "$.bulk.prefix",
+        "task.$": "$$.Map.Item.Value",
+      },
+      ItemProcessor: {
+        ProcessorConfig: { Mode: "INLINE" },
+        StartAt: "DownloadFile",
+        States: {
+          DownloadFile: {
+            ...lambdaTask(
+              b.functionArns.download,
+              { "server.$": "$.server", "prefix.$": "$.prefix", "task.$": "$.task" },
+              b.downloadTimeoutSeconds,
+            ),
+            OutputPath: "$.Payload",
+            End: true,
+          },
+        },
+      },
+      ResultPath: "$.downloads",
+      Catch: [{ ...fail, Next: "DeleteAfterFailure" }],
+      Next: "CheckDownloads",
+    },
+    CheckDownloads: {
+      ...lambdaTask(b.functionArns.check, { "downloads.$": "$.downloads" }, step),
+      ResultSelector: {
+        "files.$": "$.Payload.files",
+        "resources.$": "$.Payload.resources",
+        "byType.$": "$.Payload.byType",
+      },
+      ResultPath: "$.bulkReport",
+      Catch: [{ ...fail, Next: "DeleteAfterFailure" }],
+      Next: "DeleteExport",
+    },
+    DeleteExport: {
+      ...lambdaTask(b.functionArns.delete, { "job.$": "$.export.job" }, step),
+      ResultSelector: { "result.$": "$.Payload.result" },
+      ResultPath: "$.exportDeleted",
+      // A source that cannot delete does not undo a complete, checked download.
+      Catch: [{ ErrorEquals: ["States.ALL"], ResultPath: "$.deleteError", Next: "UseInputAsFhir" }],
+      Next: "UseInputAsFhir",
+    },
+    DeleteAfterFailure: {
+      ...lambdaTask(b.functionArns.delete, { "job.$": "$.export.job" }, step),
+      ResultPath: null,
+      // The run fails with the first error either way.
+      Catch: [{ ErrorEquals: ["States.ALL"], ResultPath: "$.deleteError", Next: "PublishFailed" }],
+      Next: "PublishFailed",
     },
   };
 }

@@ -59,6 +59,7 @@ export const EXAMPLES = {
     ],
   },
   migration: { source: "registry" },
+  upload: { fileName: "members.csv", contentType: "text/csv", size: 1048576 },
 };
 
 const pathParam = (name: string) => ({
@@ -196,6 +197,29 @@ const OPERATIONS: Record<string, (r: Route) => Schema> = {
       404: outcome("No such member in the caller's organisation"),
     },
   }),
+  "GET /.well-known/jwks.json": () => ({
+    operationId: "jwks",
+    responses: {
+      200: json("A JWK set of public keys (ES384 or RS384)", ref("Jwks")),
+      404: outcome("The stack publishes no signing key"),
+    },
+  }),
+  "POST /uploads": () => ({
+    operationId: "createUpload",
+    requestBody: {
+      required: true,
+      ...json("The file to upload", ref("UploadRequest"), EXAMPLES.upload),
+    },
+    responses: {
+      201: json(
+        "A pre-signed S3 POST: send the fields, then the file last, as multipart/form-data to url before expiresAt",
+        ref("UploadForm"),
+      ),
+      400: outcome("Invalid body: a size above the stack's maximum, an unusable file name"),
+      415: outcome("The content type is not application/json"),
+      503: outcome("Uploads are unavailable"),
+    },
+  }),
   "POST /migrations": () => ({
     operationId: "startMigration",
     parameters: [idempotencyKey(true)],
@@ -214,6 +238,9 @@ const OPERATIONS: Record<string, (r: Route) => Schema> = {
       400: outcome("Invalid body or missing Idempotency-Key"),
       409: outcome("The Idempotency-Key was used for another request"),
       415: outcome("The content type is not application/json"),
+      422: outcome(
+        "inputPrefix names an upload (uploads/<id>/) with no file in the caller's landing area",
+      ),
       503: outcome("Step Functions is unavailable"),
     },
   }),
@@ -300,6 +327,62 @@ const SCHEMAS: Record<string, Schema> = {
       entry: { type: "array", items: { type: "object" } },
     },
   },
+  Jwks: {
+    type: "object",
+    required: ["keys"],
+    properties: {
+      keys: {
+        type: "array",
+        items: {
+          type: "object",
+          required: ["kty", "kid", "alg"],
+          properties: {
+            kty: { enum: ["EC", "RSA"] },
+            kid: { type: "string" },
+            alg: { enum: ["ES384", "RS384"] },
+            use: { const: "sig" },
+            key_ops: { type: "array", items: { const: "verify" } },
+          },
+        },
+      },
+    },
+  },
+  UploadRequest: {
+    type: "object",
+    additionalProperties: false,
+    required: ["fileName", "contentType", "size"],
+    properties: {
+      fileName: {
+        type: "string",
+        minLength: 1,
+        maxLength: 255,
+        description:
+          "The object's name: its last path segment, characters outside A-Za-z0-9._- replaced by _",
+      },
+      contentType: { type: "string", pattern: "^[a-z]+/[a-z0-9][a-z0-9.+-]{0,126}$" },
+      size: {
+        type: "integer",
+        minimum: 1,
+        description: "Exact size in bytes; S3 refuses a file of any other size",
+      },
+    },
+  },
+  UploadForm: {
+    type: "object",
+    required: ["id", "url", "fields", "key", "size", "inputPrefix", "expiresAt"],
+    properties: {
+      id: { type: "string", pattern: "^u-[0-9a-f]{32}$" },
+      url: { type: "string" },
+      fields: { type: "object", additionalProperties: { type: "string" } },
+      key: { type: "string", description: "landing/<org>/uploads/<id>/<name>" },
+      size: { type: "integer" },
+      inputPrefix: {
+        type: "string",
+        description: "Start a migration from the upload with this inputPrefix",
+      },
+      expiresAt: { type: "string", format: "date-time" },
+    },
+  },
   MigrationRequest: {
     oneOf: [
       {
@@ -312,7 +395,7 @@ const SCHEMAS: Record<string, Schema> = {
             type: "string",
             minLength: 1,
             maxLength: 512,
-            description: "Key prefix under landing/<org>/",
+            description: "Key prefix under landing/<org>/; uploads/<id>/ for a POST /uploads file",
           },
         },
       },
@@ -324,6 +407,26 @@ const SCHEMAS: Record<string, Schema> = {
           source: {
             const: "registry",
             description: "The caller's committed registry members, as one consistent snapshot",
+          },
+        },
+      },
+      {
+        type: "object",
+        additionalProperties: false,
+        required: ["source", "server"],
+        properties: {
+          source: {
+            const: "bulk",
+            description: "A FHIR Bulk Data $export from one of the stack's configured sources",
+          },
+          server: {
+            type: "string",
+            pattern: "^[a-z][a-z0-9-]{1,30}$",
+            description: "The name of a source in hoth:bulk.sources",
+          },
+          since: {
+            type: "string",
+            description: "_since: a FHIR instant, e.g. 2026-01-01T00:00:00Z",
           },
         },
       },
@@ -401,6 +504,15 @@ export function openApi(
     for (const n of names) scopes[n] = `Grants ${key}`;
     const op = operation(route);
     paths[route.path] ??= {};
+    if (route.public) {
+      paths[route.path][route.method.toLowerCase()] = {
+        summary: route.summary,
+        ...op,
+        security: [],
+        responses: { ...(op.responses as Schema), 429: outcome("Throttled") },
+      };
+      continue;
+    }
     paths[route.path][route.method.toLowerCase()] = {
       summary: route.summary,
       ...op,

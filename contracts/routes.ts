@@ -26,6 +26,12 @@ export interface Route {
    */
   anyOf: ScopeRequirement[];
   summary: string;
+  /**
+   * Served without the authorizer (no token, no client id), for documents
+   * meant for anyone such as HOTH's public JWKS; `anyOf` is then empty.
+   * @default false
+   */
+  public?: boolean;
 }
 
 export const ROUTES: readonly Route[] = [
@@ -72,6 +78,23 @@ export const ROUTES: readonly Route[] = [
     handler: "app",
     anyOf: [{ resource: "Patient", access: "r" }],
     summary: "One version of one of the caller's members (vread)",
+  },
+  {
+    method: "GET",
+    path: "/.well-known/jwks.json",
+    handler: "app",
+    anyOf: [],
+    public: true,
+    summary:
+      "HOTH's public keys (JWKS) for SMART Backend Services: register this URL with a source EHR",
+  },
+  {
+    method: "POST",
+    path: "/uploads",
+    handler: "app",
+    anyOf: [{ resource: "Binary", access: "c" }],
+    summary:
+      "A pre-signed S3 POST form for one extract, pinned to the caller's landing area, size and the stack key",
   },
   {
     method: "POST",

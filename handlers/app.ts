@@ -5,7 +5,7 @@ import { SFNClient } from "@aws-sdk/client-sfn";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { resolveRoute } from "../contracts/routes";
 import { clientOptions } from "./lib/aws";
-import { envSeconds, requireEnv } from "./lib/env";
+import { envSeconds, requireEnv, requirePositiveInt } from "./lib/env";
 import { HttpError } from "./lib/errors";
 import type { RouteImpl } from "./lib/http";
 import { correlationId, createLogger } from "./lib/logger";
@@ -13,9 +13,11 @@ import { outcomeResponse } from "./lib/outcome";
 import { MemberRegistry } from "./lib/registry";
 import { SecretCache, SecretUnavailableError } from "./lib/secrets";
 import { health } from "./routes/health";
+import { publicJwks, publicKeySet } from "./routes/jwks";
 import { getMember, memberHistory, readMemberVersion, searchMembers } from "./routes/memberReads";
 import { registerMembers } from "./routes/members";
 import { getMigration, startMigration } from "./routes/migrations";
+import { createUpload } from "./routes/uploads";
 
 // Clients, settings and caches live at module scope: one per container.
 const logger = createLogger("hoth-app");
@@ -26,6 +28,13 @@ const settings = {
   stateMachineArn: requireEnv("STATE_MACHINE_ARN"),
   lakeBucket: requireEnv("LAKE_BUCKET"),
   registryTable: requireEnv("REGISTRY_TABLE"),
+  uploadKeyArn: requireEnv("UPLOAD_KEY_ARN"),
+  uploadMaxBytes: requirePositiveInt("UPLOAD_MAX_BYTES"),
+  uploadExpiresSeconds: envSeconds("UPLOAD_EXPIRES_SECONDS", 900),
+  /** The names of the stack's Bulk Data sources (POST /migrations checks `server` against them). */
+  bulkSources: (process.env.BULK_SOURCE_NAMES ?? "").split(",").filter(Boolean),
+  /** HOTH's public JWKS (the bulk signing key), served at /.well-known/jwks.json. */
+  jwks: publicKeySet(process.env.BULK_JWKS),
 };
 const secrets = new SecretCache(
   new SecretsManagerClient(clientOptions()),
@@ -47,12 +56,14 @@ const members = {
 /** Route implementations by "METHOD path", matching contracts/routes.ts. */
 const implementations: Record<string, RouteImpl> = {
   "POST /health": health(settings, secrets),
+  "GET /.well-known/jwks.json": publicJwks(settings.jwks),
   "POST /members": registerMembers(members),
   "GET /members": searchMembers(members),
   "GET /members/{id}": getMember(members),
   "GET /members/{id}/_history": memberHistory(members),
   "GET /members/{id}/_history/{vid}": readMemberVersion(members),
-  "POST /migrations": startMigration(settings, sfn),
+  "POST /uploads": createUpload(settings, s3),
+  "POST /migrations": startMigration(settings, sfn, s3),
   "GET /migrations/{id}": getMigration(settings, sfn, s3),
 };
 

@@ -152,6 +152,12 @@ function isValidProxyResult(result: APIGatewayProxyResult | undefined): boolean 
   );
 }
 
+/** A method with authorization NONE: no authorizer runs, its context is empty. */
+const PUBLIC_DECISION = {
+  result: { principalId: "", policyDocument: { Version: "2012-10-17", Statement: [] } },
+  until: Number.POSITIVE_INFINITY,
+} as { result: APIGatewayAuthorizerResult; until: number };
+
 export async function startApiGateway(o: EmulatorOptions) {
   const cache = new Map<string, { result: APIGatewayAuthorizerResult; until: number }>();
   const timeoutMs = o.timeoutMs ?? 29_000;
@@ -182,13 +188,14 @@ export async function startApiGateway(o: EmulatorOptions) {
       Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(",") : (v ?? "")]),
     );
     const identity = IDENTITY_SOURCES.map((h) => headers[h.toLowerCase()]);
-    // A missing identity source is refused before the authorizer runs.
-    if (identity.some((v) => !v)) return gatewayResponse("UNAUTHORIZED");
+    const open = resolved.route.public === true;
+    // A missing identity source is refused before the authorizer runs (a public route has none).
+    if (!open && identity.some((v) => !v)) return gatewayResponse("UNAUTHORIZED");
     const requestId = randomUUID();
     const methodArn = `arn:aws:execute-api:${REGION}:${ACCOUNT}:${API_ID}/${o.stage}/${method}${path}`;
     // The cache key: the identity sources, headers and route (IDENTITY_CONTEXT).
     const key = [...identity, method, resolved.route.path].join("\n");
-    let decision = cache.get(key);
+    let decision = open ? PUBLIC_DECISION : cache.get(key);
     if (!decision || decision.until < Date.now()) {
       try {
         const result = await o.authorizer({
@@ -215,7 +222,7 @@ export async function startApiGateway(o: EmulatorOptions) {
         );
       }
     }
-    if (evaluate(decision.result.policyDocument, methodArn) !== "allow")
+    if (!open && evaluate(decision.result.policyDocument, methodArn) !== "allow")
       return gatewayResponse("ACCESS_DENIED", 403, decision.result.context ?? {});
     const event = {
       resource: resolved.route.path,
@@ -238,7 +245,9 @@ export async function startApiGateway(o: EmulatorOptions) {
         resourcePath: resolved.route.path,
         path: `${prefix}${path}`,
         identity: { sourceIp: req.socket.remoteAddress ?? "127.0.0.1" },
-        authorizer: { ...decision.result.context, principalId: decision.result.principalId },
+        authorizer: open
+          ? null
+          : { ...decision.result.context, principalId: decision.result.principalId },
       },
     } as unknown as APIGatewayProxyEvent;
     const deadline = Date.now() + timeoutMs;

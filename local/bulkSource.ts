@@ -65,6 +65,11 @@ export interface BulkSourceOptions {
   tokenLifetimeSeconds?: number;
   /** @default true */
   requiresAccessToken?: boolean;
+  /**
+   * Output files per manifest page: more are listed on further pages linked
+   * with `link` relation `next` (Bulk Data 3.0). @default all on one page
+   */
+  manifestPageSize?: number;
 }
 
 export interface BulkSource {
@@ -396,7 +401,7 @@ export async function startBulkSource(options: BulkSourceOptions): Promise<BulkS
     send(res, 202, undefined, { "Content-Location": `${origin}/fhir/$export-status/${id}` });
   }
 
-  async function status(req: http.IncomingMessage, res: http.ServerResponse, id: string) {
+  async function status(req: http.IncomingMessage, res: http.ServerResponse, id: string, page = 0) {
     if (!bearer(req, res)) return;
     const job = jobs.get(id);
     if (!job || job.deleted) return send(res, 404, outcome("not-found", "No such export"));
@@ -413,7 +418,7 @@ export async function startBulkSource(options: BulkSourceOptions): Promise<BulkS
         "Retry-After": String(options.retryAfterSeconds ?? 1),
       });
     }
-    if (job.pollsLeft > 0) {
+    if (job.pollsLeft > 0 && page === 0) {
       job.pollsLeft--;
       return send(res, 202, undefined, {
         "X-Progress": `${Math.round(100 / (job.pollsLeft + 2))}% of resources written`,
@@ -431,6 +436,11 @@ export async function startBulkSource(options: BulkSourceOptions): Promise<BulkS
       );
       error.push({ type: "OperationOutcome", url: fileUrl(name) });
     }
+    const size = options.manifestPageSize ?? Math.max(outputs.length, 1);
+    const pages = Math.max(1, Math.ceil(outputs.length / size));
+    if (!Number.isInteger(page) || page < 0 || page >= pages) {
+      return send(res, 404, outcome("not-found", "No such manifest page"));
+    }
     send(
       res,
       200,
@@ -438,12 +448,22 @@ export async function startBulkSource(options: BulkSourceOptions): Promise<BulkS
         transactionTime: job.transactionTime,
         request: job.request,
         requiresAccessToken,
-        output: outputs.map((o, i) => ({
+        output: outputs.slice(page * size, (page + 1) * size).map((o, i) => ({
           type: o.type,
           url: fileUrl(o.name),
-          count: o.count + (faults.wrongCount && i === 0 ? 1 : 0),
+          count: o.count + (faults.wrongCount && page === 0 && i === 0 ? 1 : 0),
         })),
-        error,
+        error: page === 0 ? error : [],
+        ...(page + 1 < pages
+          ? {
+              link: [
+                {
+                  relation: "next",
+                  url: `${origin}/fhir/$export-status/${job.id}?page=${page + 1}`,
+                },
+              ],
+            }
+          : {}),
       },
       { Expires: new Date(Date.now() + 3600_000).toUTCString() },
       "application/json",
@@ -512,7 +532,8 @@ export async function startBulkSource(options: BulkSourceOptions): Promise<BulkS
       const group = /^\/fhir\/Group\/([^/]+)\/\$export$/.exec(p);
       if (group && req.method === "GET") return kickoff(req, res, url, group[1]);
       const st = /^\/fhir\/\$export-status\/([0-9a-f]+)$/.exec(p);
-      if (st && req.method === "GET") return status(req, res, st[1]);
+      if (st && req.method === "GET")
+        return status(req, res, st[1], Number(url.searchParams.get("page") ?? 0));
       if (st && req.method === "DELETE") return remove(req, res, st[1]);
       const f = /^\/fhir\/\$export-files\/([0-9a-f]+)\/([A-Za-z0-9._-]+)$/.exec(p);
       if (f && req.method === "GET") return download(req, res, f[1], f[2]);

@@ -1,14 +1,19 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { CreateKeyCommand, GetPublicKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { BULK_DOWNLOAD_TIMEOUT_SECONDS, BULK_STEP_TIMEOUT_SECONDS } from "../contracts/budgets";
 import { bundleHandler } from "../contracts/bundle";
 import { parseStackConfig } from "../contracts/config";
 import { type GlueJobKind, glueJobName, JOBS } from "../contracts/glueJobNames";
+import type { BulkDefinitionArgs } from "../contracts/migrationDefinition";
 import { migrationDefinition } from "../contracts/migrationDefinition";
 import { ROUTES } from "../contracts/routes";
+import { jwks, publicJwk } from "../handlers/lib/smartBackend";
 import { startApiGateway } from "./apiGateway";
+import { type RegisteredClient, startBulkSource } from "./bulkSource";
 import { type LocalJob, startGlue } from "./glue";
 import { startLambda } from "./lambda";
 import { startMoto, stopMoto } from "./moto";
@@ -40,6 +45,8 @@ export interface LocalStackOptions {
   oktaPort?: number;
   /** The AWS emulator's port. @default a free port */
   awsPort?: number;
+  /** The local Bulk Data source's port (the `local` source of the stack config). @default a free port */
+  bulkPort?: number;
   /** Overrides the stack's authorizer result cache TTL (s); 0 turns the cache off. */
   authorizerCacheTtlSeconds?: number;
   /** Progress lines (npm start prints them). */
@@ -132,6 +139,55 @@ export async function startStack(o: LocalStackOptions = {}) {
     ]);
 
     const registryTable = await createRegistryTable(p);
+    // The stack key (SecretStore's, in AWS) that upload forms name for SSE-KMS.
+    const lakeKey = await new KMSClient({}).send(
+      new CreateKeyCommand({ Description: `${p} lake key (local)` }),
+    );
+    const lakeKeyArn = lakeKey.KeyMetadata?.Arn as string;
+
+    // SMART Backend Services: an asymmetric signing key in the emulated KMS
+    // (moto signs ECDSA_SHA_384 and RSASSA_PKCS1_V1_5_SHA_384 with RAW
+    // messages), its public JWKS, and the local Bulk Data source standing in
+    // for the stack's source named `local`, which trusts that JWKS by URL.
+    const kms = new KMSClient({});
+    const signingKey = await kms.send(
+      new CreateKeyCommand({
+        Description: `${p} bulk signing key (local)`,
+        KeyUsage: "SIGN_VERIFY",
+        KeySpec: config.bulk.signingKeySpec,
+      }),
+    );
+    const signingKeyArn = signingKey.KeyMetadata?.Arn as string;
+    const publicKey = (await kms.send(new GetPublicKeyCommand({ KeyId: signingKeyArn })))
+      .PublicKey as Uint8Array;
+    const bulkJwks = JSON.stringify(
+      jwks([publicJwk(publicKey, config.bulk.signingKeySpec === "RSA_3072" ? "RS384" : "ES384")]),
+    );
+    const localSource = config.bulk.sources.find((s) => s.name === "local");
+    const bulkClient: RegisteredClient = {
+      clientId: localSource?.clientId ?? `${p}-local`,
+      scopes: localSource?.scopes ?? ["system/*.read"],
+    };
+    const bulkSource = await startBulkSource({ clients: [bulkClient], port: o.bulkPort ?? 0 });
+    stops.push(bulkSource.stop);
+    const bulkSources = config.bulk.sources.map((s) =>
+      s.name === "local"
+        ? { ...s, fhirBaseUrl: bulkSource.baseUrl, tokenUrl: bulkSource.tokenUrl }
+        : s,
+    );
+    const bulkArn = (step: string) =>
+      `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${p}-bulk-${step}`;
+    const BULK_STEPS = ["initiate", "poll", "download", "check", "delete"] as const;
+    const bulkFunctions: Record<string, { invoke: (event: unknown) => Promise<unknown> }> = {};
+    const bulk: BulkDefinitionArgs = {
+      functionArns: Object.fromEntries(
+        BULK_STEPS.map((s) => [s, bulkArn(s)]),
+      ) as BulkDefinitionArgs["functionArns"],
+      deadlineSeconds: config.bulk.deadlineSeconds,
+      downloadConcurrency: config.bulk.downloadConcurrency,
+      stepTimeoutSeconds: BULK_STEP_TIMEOUT_SECONDS,
+      downloadTimeoutSeconds: BULK_DOWNLOAD_TIMEOUT_SECONDS,
+    };
 
     const stateMachineArn = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:${p}-migration`;
     const exportArn = `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${p}-registry-export`;
@@ -148,11 +204,21 @@ export async function startStack(o: LocalStackOptions = {}) {
         ingestTimeoutSeconds: config.glue.timeoutMinutes * 60,
         registryExportFunctionArn: exportArn,
         registryExportTimeoutSeconds: config.registry.exportTimeoutSeconds,
+        bulk,
       }),
       glue,
       functions: {
         [exportArn]: (payload) =>
           registryExport ? registryExport.invoke(payload) : Promise.reject(new Error("not ready")),
+        ...Object.fromEntries(
+          BULK_STEPS.map((s) => [
+            bulkArn(s),
+            (payload: unknown) =>
+              bulkFunctions[s]
+                ? bulkFunctions[s].invoke(payload)
+                : Promise.reject(new Error("not ready")),
+          ]),
+        ),
       },
       onEvent: (e: PublishedEvent) =>
         report(`event ${e.DetailType} ${JSON.stringify(e.Detail)} (bus ${e.EventBusName})`),
@@ -172,16 +238,18 @@ export async function startStack(o: LocalStackOptions = {}) {
       LOG_LEVEL: process.env.LOG_LEVEL ?? "WARN",
     };
     const lambda = async (
-      name: "app" | "authorizer" | "registryExport",
+      name: "app" | "authorizer" | "registryExport" | "bulk",
       environment: Record<string, string>,
       timeoutSeconds = config.lambda.timeoutSeconds,
+      functionName: string = name,
     ) => {
-      const dir = path.join(ROOT, ".local", "dist", `${stack}-${name}`);
+      // One directory per function: workers of one bundle start at once.
+      const dir = path.join(ROOT, ".local", "dist", `${stack}-${functionName}`);
       fs.mkdirSync(dir, { recursive: true });
       const file = path.join(dir, "index.js");
       fs.writeFileSync(file, bundleHandler(name).code);
       const fn = await startLambda({
-        functionName: `${p}-${name}`,
+        functionName: `${p}-${functionName}`,
         file,
         environment: { ...common, ...environment },
         timeoutSeconds,
@@ -205,6 +273,11 @@ export async function startStack(o: LocalStackOptions = {}) {
         STATE_MACHINE_ARN: stateMachineArn,
         LAKE_BUCKET: lakeBucket,
         REGISTRY_TABLE: registryTable,
+        UPLOAD_KEY_ARN: lakeKeyArn,
+        UPLOAD_MAX_BYTES: String(config.uploads.maxBytes),
+        UPLOAD_EXPIRES_SECONDS: String(config.uploads.expiresSeconds),
+        BULK_JWKS: bulkJwks,
+        BULK_SOURCE_NAMES: bulkSources.map((s) => s.name).join(","),
       }),
       lambda(
         "registryExport",
@@ -213,6 +286,25 @@ export async function startStack(o: LocalStackOptions = {}) {
       ),
     ]);
     registryExport = exporter;
+    // The bulk functions: one bundle, one function per step (components/bulkFunctions.ts).
+    await Promise.all(
+      BULK_STEPS.map(async (s) => {
+        bulkFunctions[s] = await lambda(
+          "bulk",
+          {
+            BULK_STEP: s,
+            BULK_SOURCES: JSON.stringify(bulkSources),
+            SIGNING_KEY_ARN: signingKeyArn,
+            SIGNING_PUBLIC_KEY: Buffer.from(publicKey).toString("base64"),
+            SIGNING_KEY_SPEC: config.bulk.signingKeySpec,
+            LAKE_BUCKET: lakeBucket,
+            LAKE_KEY_ARN: lakeKeyArn,
+          },
+          s === "download" ? BULK_DOWNLOAD_TIMEOUT_SECONDS : BULK_STEP_TIMEOUT_SECONDS,
+          `bulk-${s}`,
+        );
+      }),
+    );
     const api = await startApiGateway({
       routes: ROUTES,
       stage: "local",
@@ -223,6 +315,8 @@ export async function startStack(o: LocalStackOptions = {}) {
       port: o.apiPort ?? 0,
     });
     stops.push(api.stop);
+    // The source verifies HOTH's client assertions against the JWKS the API publishes.
+    bulkClient.jwksUrl = `${api.url}/.well-known/jwks.json`;
 
     return {
       stack,
@@ -231,6 +325,9 @@ export async function startStack(o: LocalStackOptions = {}) {
       issuer: okta.issuer,
       motoUrl,
       lakeBucket,
+      lakeKeyArn,
+      signingKeyArn,
+      bulkSource,
       registryTable,
       stateMachineArn,
       /** Resolves when Spark is warm (migrations run from then on). */

@@ -10,7 +10,9 @@ import { type LocalStack, startStack } from "./stack";
  * `npm start [-- --stack dev|test|prod]`: the platform on this machine.
  * Ports: HOTH_API_PORT (default 4566) and HOTH_OKTA_PORT (default 4567),
  * matching postman/environments/local.postman_environment.json, and
- * HOTH_AWS_PORT (default 4568) for the AWS emulator (`npm run lake`).
+ * HOTH_AWS_PORT (default 4568) for the AWS emulator (`npm run lake`), and
+ * HOTH_BULK_PORT (default 4569) for the local Bulk Data source (the dev
+ * stack's source `local`).
  */
 
 const ROOT = path.join(__dirname, "..");
@@ -70,9 +72,11 @@ async function main() {
   const apiPort = Number(process.env.HOTH_API_PORT ?? 4566);
   const oktaPort = Number(process.env.HOTH_OKTA_PORT ?? 4567);
   const awsPort = Number(process.env.HOTH_AWS_PORT ?? 4568);
+  const bulkPort = Number(process.env.HOTH_BULK_PORT ?? 4569);
   await checkPort(apiPort, "HOTH_API_PORT");
   await checkPort(oktaPort, "HOTH_OKTA_PORT");
   await checkPort(awsPort, "HOTH_AWS_PORT");
+  await checkPort(bulkPort, "HOTH_BULK_PORT");
 
   const show = progress(started);
   let stack: LocalStack | undefined;
@@ -93,6 +97,7 @@ async function main() {
       apiPort,
       oktaPort,
       awsPort,
+      bulkPort,
       log: (l) => show.step(l),
       onMigrationEvent: (l) => console.log(`hoth: ${l}`),
     });
@@ -113,6 +118,7 @@ HOTH local stack ready in ${elapsed(started)} (stack ${stack.stack})
                  ${routes.join(", ")}
   Okta (local)   ${stack.issuer}   token endpoint ${stack.tokenUrl}
   AWS (moto)     ${stack.motoUrl}   lake bucket s3://${stack.lakeBucket}
+  Bulk source    ${stack.bulkSource.baseUrl}   (the stack's bulk source 'local'; HOTH's JWKS: ${stack.apiUrl}/.well-known/jwks.json)
   Glue log       ${path.relative(ROOT, stack.glueLog)}
 
 Get a token:   TOKEN=$(npm run --silent token)   (npm run token -- --help for scopes and organisation)

@@ -161,13 +161,19 @@ export async function startStepFunctions(o: {
 
   function run(execution: Execution) {
     const handlers: Record<string, unknown> = {};
-    for (const [state, def] of Object.entries(
-      (o.definition as { States: Record<string, { Resource?: string }> }).States,
-    )) {
-      if (def.Resource === GLUE_SYNC) handlers[state] = glueSync(execution);
-      if (def.Resource === PUT_EVENTS) handlers[state] = putEvents;
-      if (def.Resource === LAMBDA_INVOKE) handlers[state] = lambdaInvoke;
-    }
+    // Task states at any depth: a Map's item processor has its own States.
+    type StateDef = { Resource?: string; ItemProcessor?: Machine; Iterator?: Machine };
+    type Machine = { States: Record<string, StateDef> };
+    const visit = (machine: Machine) => {
+      for (const [state, def] of Object.entries(machine.States)) {
+        if (def.Resource === GLUE_SYNC) handlers[state] = glueSync(execution);
+        if (def.Resource === PUT_EVENTS) handlers[state] = putEvents;
+        if (def.Resource === LAMBDA_INVOKE) handlers[state] = lambdaInvoke;
+        const inner = def.ItemProcessor ?? def.Iterator;
+        if (inner) visit(inner);
+      }
+    };
+    visit(o.definition as Machine);
     const input = JSON.parse(execution.input);
     const started = machine.run(input, {
       context: {

@@ -3,7 +3,8 @@ import { fetchToken, LOCAL_CLIENTS } from "./okta";
 
 /** `npm run token -- [--scopes "..."] [--org acme]`: prints an access token from the local Okta. */
 
-export const DEFAULT_SCOPES = "system/Patient.cruds system/Coverage.cruds system/Task.cruds";
+export const DEFAULT_SCOPES =
+  "system/Patient.cruds system/Coverage.cruds system/Task.cruds system/Binary.c";
 
 const USAGE = `usage: npm run token -- [--scopes "<scope> ..."] [--org <org>]
 

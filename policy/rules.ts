@@ -408,10 +408,16 @@ const requiredTags: Rule = {
 
 const kmsKeysRotated: Rule = {
   name: "kms-key-rotation",
-  description: "Every customer-managed KMS key rotates automatically.",
+  description:
+    "Every customer-managed symmetric KMS key rotates automatically (KMS rotates no asymmetric key: https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html).",
   check: (rs) =>
     rs
-      .filter((k) => k.type === "aws:kms/key:Key" && k.props.enableKeyRotation !== true)
+      .filter(
+        (k) =>
+          k.type === "aws:kms/key:Key" &&
+          k.props.keyUsage !== "SIGN_VERIFY" &&
+          k.props.enableKeyRotation !== true,
+      )
       .map((k) => v("kms-key-rotation", k, `key ${k.name} does not have enableKeyRotation`)),
 };
 

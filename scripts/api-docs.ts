@@ -178,6 +178,29 @@ function requestsFor(route: Route): Item[] {
           status(200),
         ),
       ];
+    case "GET /.well-known/jwks.json":
+      return [
+        {
+          ...item("HOTH's public JWKS (no token)", "/.well-known/jwks.json", [
+            ...status(200),
+            'pm.test("is a key set", () => pm.expect(pm.response.json().keys.length).to.be.above(0));',
+          ]),
+          auth: { type: "noauth" },
+        },
+      ];
+    case "POST /uploads":
+      return [
+        item(
+          "Get an upload form for an extract",
+          "/uploads",
+          [
+            ...status(201),
+            'pm.test("pins the key under uploads/", () => pm.expect(pm.response.json().fields.key).to.match(/^landing\\/[^/]+\\/uploads\\/u-[0-9a-f]{32}\\/members\\.csv$/));',
+            'pm.collectionVariables.set("uploadPrefix", pm.response.json().inputPrefix);',
+          ],
+          { body: EXAMPLES.upload, contentType: "application/json" },
+        ),
+      ];
     case "POST /migrations":
       return [
         item(
@@ -281,6 +304,7 @@ export function collection() {
       { key: "memberVersion", value: "1" },
       { key: "migrationId", value: "" },
       { key: "migrationPolls", value: "0" },
+      { key: "uploadPrefix", value: "" },
       { key: "accessToken", value: "" },
       { key: "accessTokenScopes", value: "" },
       { key: "accessTokenExpiry", value: "0" },
@@ -325,7 +349,7 @@ export function environment(name: string) {
       { key: "clientSecret", value: "", type: "secret", enabled: true },
       {
         key: "scopes",
-        value: "system/Patient.cruds system/Coverage.cruds system/Task.cruds",
+        value: "system/Patient.cruds system/Coverage.cruds system/Task.cruds system/Binary.c",
         type: "default",
         enabled: true,
       },

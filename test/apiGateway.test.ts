@@ -157,6 +157,25 @@ describe("API Gateway emulator (local/apiGateway.ts)", () => {
     for (const restore of restores.splice(0).reverse()) await restore();
   });
 
+  it("serves a public route (authorization NONE) without credentials or the authorizer, with no authorizer context", async () => {
+    // Prepare
+    const authorizer = fakeAuthorizer(() => {
+      throw new Error("Unauthorized");
+    });
+    const app = fakeApp();
+    const { call } = await startGateway({ authorizer, app });
+    // Act
+    const res = await call("GET", "/.well-known/jwks.json", { headers: {} });
+    const denied = await call("POST", "/health", { headers: {} });
+    // Assess
+    assert.equal(res.status, 200);
+    assert.equal(authorizer.events.length, 0);
+    assert.equal(app.calls.length, 1);
+    assert.equal(app.calls[0].event.resource, "/.well-known/jwks.json");
+    assert.equal(app.calls[0].event.requestContext.authorizer, null);
+    await assertOutcome(denied, UNAUTHORIZED);
+  });
+
   it("uses the statuses and codes contracts/gatewayResponses.ts configures", () => {
     assert.deepEqual(
       ["UNAUTHORIZED", "ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN", "REQUEST_TOO_LARGE"].map(

@@ -6,6 +6,7 @@ import { ACCESS_LOG_FORMAT, AuthorizedApi } from "../components/authorizedApi";
 import { SecretStore } from "../components/secretStore";
 import { parseStackConfig } from "../contracts/config";
 import { ROUTES } from "../contracts/routes";
+import { jwks, publicJwk } from "../handlers/lib/smartBackend";
 import {
   ACCOUNT_ID,
   DEPLOYER_ROLE_ARN,
@@ -13,6 +14,7 @@ import {
   find,
   ofType,
   recorded,
+  SIGNING_PUBLIC_KEY,
   settle,
   stackConfig,
   useStack,
@@ -34,7 +36,7 @@ describe("AuthorizedApi", () => {
   describe("in the dev stack", () => {
     before(() => deploy("dev"));
 
-    it("puts a REQUEST authorizer keyed on Authorization, X-Client-Id and the route in front of every route", () => {
+    it("puts a REQUEST authorizer keyed on Authorization, X-Client-Id and the route in front of every route but the public JWKS", () => {
       const authorizer = find("aws:apigateway/authorizer:Authorizer", "hoth-authorizer");
       assert.equal(authorizer.inputs.type, "REQUEST");
       assert.equal(
@@ -48,7 +50,12 @@ describe("AuthorizedApi", () => {
       );
       const methods = ofType("aws:apigateway/method:Method");
       assert.equal(methods.length, ROUTES.length);
-      for (const m of methods) {
+      const open = methods.filter((m) => m.inputs.authorization === "NONE");
+      assert.deepEqual(
+        open.map((m) => [m.name, m.inputs.httpMethod, m.inputs.authorizerId]),
+        [["hoth-get-.well-known-jwks.json", "GET", undefined]],
+      );
+      for (const m of methods.filter((m) => !open.includes(m))) {
         assert.equal(m.inputs.authorization, "CUSTOM");
         assert.equal(m.inputs.authorizerId, "hoth-dev-okta-smart");
       }
@@ -86,6 +93,12 @@ describe("AuthorizedApi", () => {
           "hoth-dev-authorizer",
           "apigateway.amazonaws.com",
           `${EXEC}/authorizers/hoth-dev-okta-smart`,
+        ],
+        [
+          "hoth-get-.well-known-jwks.json-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/GET/.well-known/jwks.json`,
         ],
         [
           "hoth-get-members-id-_history-invoke",
@@ -134,6 +147,12 @@ describe("AuthorizedApi", () => {
           "hoth-dev-app",
           "apigateway.amazonaws.com",
           `${EXEC}/*/POST/migrations`,
+        ],
+        [
+          "hoth-post-uploads-invoke",
+          "hoth-dev-app",
+          "apigateway.amazonaws.com",
+          `${EXEC}/*/POST/uploads`,
         ],
       ]);
     });
@@ -205,6 +224,13 @@ describe("AuthorizedApi", () => {
         STATE_MACHINE_ARN: `arn:aws:states:us-east-1:${ACCOUNT_ID}:stateMachine:hoth-dev-migration`,
         LAKE_BUCKET: "hoth-dev-lake",
         REGISTRY_TABLE: "hoth-dev-member-registry",
+        UPLOAD_KEY_ARN: KEY_ARN,
+        UPLOAD_MAX_BYTES: "104857600",
+        UPLOAD_EXPIRES_SECONDS: "900",
+        BULK_JWKS: JSON.stringify(
+          jwks([publicJwk(new Uint8Array(Buffer.from(SIGNING_PUBLIC_KEY, "base64")), "ES384")]),
+        ),
+        BULK_SOURCE_NAMES: "local",
       });
       assert.deepEqual((fn("authorizer").environment as { variables: object }).variables, {
         NODE_OPTIONS: "--enable-source-maps",
@@ -282,6 +308,27 @@ describe("AuthorizedApi", () => {
               Sid: "LakeKey",
               Effect: "Allow",
               Action: "kms:Decrypt",
+              Resource: KEY_ARN,
+              Condition: { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } },
+            },
+            {
+              // Upload forms the app signs: only the uploads area of each landing prefix.
+              Sid: "SignUploads",
+              Effect: "Allow",
+              Action: "s3:PutObject",
+              Resource: "arn:aws:s3:::hoth-dev-lake/landing/*/uploads/*",
+            },
+            {
+              Sid: "FindUploads",
+              Effect: "Allow",
+              Action: "s3:ListBucket",
+              Resource: "arn:aws:s3:::hoth-dev-lake",
+              Condition: { StringLike: { "s3:prefix": "landing/*/uploads/*" } },
+            },
+            {
+              Sid: "UploadKey",
+              Effect: "Allow",
+              Action: "kms:GenerateDataKey",
               Resource: KEY_ARN,
               Condition: { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } },
             },

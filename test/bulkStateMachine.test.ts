@@ -5,137 +5,176 @@ import * as path from "node:path";
 
 import aslValidator = require("asl-validator");
 
+import { CreateKeyCommand, GetPublicKeyCommand, KMSClient } from "@aws-sdk/client-kms";
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { StateMachine } from "aws-local-stepfunctions";
-import {
-  checkDownloads,
-  type DownloadResult,
-  type DownloadTask,
-  deleteExport,
-  downloadFile,
-  type ExportJob,
-  initiateExport,
-  planDownloads,
-  pollExport,
-  type SourceServer,
-  type StepContext,
-} from "../handlers/lib/bulkExport";
-import { fileSink } from "../handlers/lib/objectSink";
-import {
-  createKmsSigner,
-  type JwsSigner,
-  jwks,
-  publicJwk,
-  SmartTokenClient,
-} from "../handlers/lib/smartBackend";
+import { type BulkDefinitionArgs, migrationDefinition } from "../contracts/migrationDefinition";
+import { jwks, publicJwk } from "../handlers/lib/smartBackend";
 import { type BulkSource, generateNdjson, startBulkSource } from "../local/bulkSource";
-import { LocalKms } from "../local/kms";
-import { bulkExportDefinition } from "./support/bulkExportDefinition";
+import { loadHandler } from "./support/handlers";
+import { startMoto } from "./support/moto";
+
+type Json = Record<string, unknown>;
+type Step = "initiate" | "poll" | "download" | "check" | "delete";
+type BulkHandler = (event: unknown) => Promise<unknown>;
+
+const LAKE = `hoth-test-bulk-${Date.now()}`;
+const STEPS: Step[] = ["initiate", "poll", "download", "check", "delete"];
+const arn = (s: string) => `arn:aws:lambda:us-east-1:123456789012:function:hoth-test-bulk-${s}`;
+
+function definition(deadlineSeconds = 60, bulk = true) {
+  const args: BulkDefinitionArgs = {
+    functionArns: Object.fromEntries(STEPS.map((s) => [s, arn(s)])) as Record<Step, string>,
+    deadlineSeconds,
+    downloadConcurrency: 4,
+    stepTimeoutSeconds: 60,
+    downloadTimeoutSeconds: 900,
+  };
+  return migrationDefinition({
+    legacyJobName: "hoth-test-legacy",
+    ingestJobName: "hoth-test-ingest",
+    registryExportFunctionArn: arn("registry-export"),
+    registryExportTimeoutSeconds: 300,
+    lakeBucket: LAKE,
+    eventBusName: "hoth-test-migrations",
+    legacyTimeoutSeconds: 60,
+    ingestTimeoutSeconds: 60,
+    ...(bulk ? { bulk: args } : {}),
+  });
+}
 
 /**
- * The step functions as the Lambdas of the proposed bulk states, run by
- * aws-local-stepfunctions against the local source: each path of the
- * definition (success, Step Functions retry, deadline, error file, source
- * 4xx, line-count mismatch) with the real HTTP, signing and files.
+ * The bulk branch of the migration definition, run by aws-local-stepfunctions
+ * along every path (success, retry, deadline, error file, source 4xx,
+ * line-count mismatch, invalid input) with the real bulk Lambda handler
+ * (handlers/bulk.ts, one module per step as deployed) signing with a P-384
+ * key in moto's KMS and streaming into moto's S3, against the local source.
  */
-describe("bulk export states (aws-local-stepfunctions, local source)", () => {
-  let signer: JwsSigner;
-  let keys: ReturnType<typeof jwks>;
+describe("bulk branch of the migration state machine (real handlers, moto, local source)", function () {
+  this.timeout(60_000);
+  let s3: S3Client;
   let data: string;
   let source: BulkSource;
-  let out: string;
+  let handlers: Record<Step, BulkHandler>;
+  let env: Record<string, string>;
 
   before(async () => {
-    const kms = new LocalKms("ECC_NIST_P384");
-    signer = await createKmsSigner(kms, kms.keyId);
-    const key = await kms.getPublicKey({ KeyId: kms.keyId });
-    keys = jwks([publicJwk(key.PublicKey, signer.alg)]);
+    await startMoto();
+    s3 = new S3Client({ forcePathStyle: true });
+    await s3.send(new CreateBucketCommand({ Bucket: LAKE }));
+    const kms = new KMSClient({});
+    const key = await kms.send(
+      new CreateKeyCommand({ KeyUsage: "SIGN_VERIFY", KeySpec: "ECC_NIST_P384" }),
+    );
+    const lakeKey = await kms.send(new CreateKeyCommand({}));
+    const publicKey = (
+      await kms.send(new GetPublicKeyCommand({ KeyId: key.KeyMetadata?.Arn as string }))
+    ).PublicKey as Uint8Array;
+    env = {
+      SIGNING_KEY_ARN: key.KeyMetadata?.Arn as string,
+      SIGNING_PUBLIC_KEY: Buffer.from(publicKey).toString("base64"),
+      SIGNING_KEY_SPEC: "ECC_NIST_P384",
+      LAKE_BUCKET: LAKE,
+      LAKE_KEY_ARN: lakeKey.KeyMetadata?.Arn as string,
+      // The registered JWKS: what GET /.well-known/jwks.json serves.
+      JWKS: JSON.stringify(jwks([publicJwk(publicKey, "ES384")])),
+    };
     data = await generateNdjson({ resources: 300, perPatient: 10 });
   });
   after(() => fsp.rm(data, { recursive: true, force: true }));
 
-  beforeEach(async () => {
-    out = await fsp.mkdtemp(path.join(os.tmpdir(), "hoth-bulk-sfn-"));
+  /** (Re)starts the local source and loads the five handlers pointing at it. */
+  async function startSource(extra: Partial<Parameters<typeof startBulkSource>[0]> = {}) {
     source = await startBulkSource({
       dataDir: data,
-      clients: [{ clientId: "hoth", jwks: keys, scopes: ["system/*.read"] }],
+      clients: [{ clientId: "hoth", jwks: JSON.parse(env.JWKS), scopes: ["system/*.read"] }],
       progressPolls: 2,
+      ...extra,
     });
-  });
-  afterEach(async () => {
-    await source.stop();
-    await fsp.rm(out, { recursive: true, force: true });
-  });
-
-  /** What each Lambda does: resolve the named server from its own settings, call one step. */
-  function lambdas() {
-    const servers: Record<string, SourceServer> = {
-      ehr: {
+    const sources = JSON.stringify([
+      {
         name: "ehr",
         fhirBaseUrl: source.baseUrl,
         tokenUrl: source.tokenUrl,
         clientId: "hoth",
         scopes: ["system/*.read"],
       },
-    };
-    // One in-process attempt: transient failures surface to the state machine's Retry.
-    const http = { retry: { attempts: 1 } };
-    const contexts = new Map<string, StepContext>();
-    const ctx = (name: string): StepContext => {
-      const server = servers[name];
-      if (!server) throw new Error(`unknown source ${name}`);
-      if (!contexts.has(name)) {
-        contexts.set(name, {
-          server,
-          tokens: new SmartTokenClient({ ...server, signer }, http),
-          http,
-        });
-      }
-      return contexts.get(name) as StepContext;
-    };
-    return {
-      InitiateExport: (i: { server: string; since: string | null; deadlineSeconds: number }) =>
-        initiateExport(
-          { deadlineSeconds: i.deadlineSeconds, ...(i.since ? { since: i.since } : {}) },
-          ctx(i.server),
-        ),
-      PollExport: async (i: { job: ExportJob; prefix: string }) => {
-        const r = await pollExport(i.job, ctx(i.job.server));
-        return r.status === "complete"
-          ? {
-              status: r.status,
-              transactionTime: r.manifest.transactionTime,
-              tasks: planDownloads(r.manifest, i.prefix),
-            }
-          : r;
-      },
-      DownloadFile: (i: { server: string; task: DownloadTask }) =>
-        downloadFile(i.task, ctx(i.server), { sink: fileSink(out) }),
-      CheckDownloads: async (i: { downloads: DownloadResult[] }) => {
-        checkDownloads(i.downloads);
-        return {
-          files: i.downloads.length,
-          resources: i.downloads.reduce((n, d) => n + d.lines, 0),
-        };
-      },
-      DeleteExport: (i: { job: ExportJob }) => deleteExport(i.job, ctx(i.job.server)),
-      DeleteAfterFailure: (i: { job?: ExportJob }) =>
-        i.job ? deleteExport(i.job, ctx(i.job.server)) : Promise.resolve({ result: "no-job" }),
-    };
+    ]);
+    handlers = Object.fromEntries(
+      STEPS.map((step) => [
+        step,
+        loadHandler<{ handler: BulkHandler }>("handlers/bulk.ts", {
+          ...env,
+          BULK_STEP: step,
+          BULK_SOURCES: sources,
+        }).handler,
+      ]),
+    ) as Record<Step, BulkHandler>;
   }
+  beforeEach(() => startSource());
+  afterEach(() => source.stop());
 
-  async function execute(input: Record<string, unknown>, waitMs = 0) {
-    const machine = new StateMachine(bulkExportDefinition as never);
+  /** The Lambda integration (lambda:invoke) as AWS answers it: Payload, or the error type as the error. */
+  const invoke = (step: Step) => async (params: { FunctionName: string; Payload: unknown }) => {
+    assert.equal(params.FunctionName, arn(step));
+    try {
+      return { StatusCode: 200, Payload: await handlers[step](params.Payload) };
+    } catch (e) {
+      const err = e as Error;
+      throw Object.assign(
+        new Error(JSON.stringify({ errorType: err.name, errorMessage: err.message })),
+        { name: err.name },
+      );
+    }
+  };
+
+  async function execute(input: Json, def = definition()) {
+    const ingests: Json[] = [];
+    const events: { DetailType: string; Detail: Record<string, string> }[] = [];
+    const machine = new StateMachine(def as never);
     const execution = machine.run(input as never, {
+      context: { Execution: { Id: "arn:aws:states:::execution:m:e1", Input: input as never } },
       overrides: {
-        taskResourceLocalHandlers: lambdas() as never,
-        waitTimeOverrides: { WaitForExport: waitMs },
-        retryIntervalOverrides: {
-          InitiateExport: 0,
-          PollExport: 0,
-          DownloadFile: 0,
-          DeleteExport: 0,
-          DeleteAfterFailure: 0,
-        },
+        taskResourceLocalHandlers: {
+          InitiateExport: invoke("initiate"),
+          PollExport: invoke("poll"),
+          DownloadFile: invoke("download"),
+          CheckDownloads: invoke("check"),
+          DeleteExport: invoke("delete"),
+          DeleteAfterFailure: invoke("delete"),
+          IngestFhir: async (p: { Arguments: Json }) => {
+            ingests.push(p.Arguments);
+            return { Id: "jr_1", JobRunState: "SUCCEEDED" };
+          },
+          PublishSucceeded: async (p: { Entries: never[] }) => {
+            events.push(...p.Entries);
+            return {};
+          },
+          PublishFailed: async (p: { Entries: never[] }) => {
+            events.push(...p.Entries);
+            return {};
+          },
+          PublishInvalidInput: async (p: { Entries: never[] }) => {
+            events.push(...p.Entries);
+            return {};
+          },
+        } as never,
+        waitTimeOverrides: { WaitForExport: 0 },
+        retryIntervalOverrides: Object.fromEntries(
+          [
+            "InitiateExport",
+            "PollExport",
+            "DownloadFile",
+            "CheckDownloads",
+            "DeleteExport",
+            "DeleteAfterFailure",
+          ].map((s) => [s, 0]),
+        ),
       },
     });
     const states: string[] = [];
@@ -145,61 +184,134 @@ describe("bulk export states (aws-local-stepfunctions, local source)", () => {
         if (ev.type === "StateEntered" && ev.state) states.push(ev.state.name);
       }
     })();
-    let result: Record<string, unknown> | undefined;
-    // The Fail state's error and cause, as DescribeExecution would give them.
     let error: { name: string; cause: string } | undefined;
     try {
-      result = (await execution.result) as Record<string, unknown>;
+      await execution.result;
     } catch (e) {
       const failure = (e as Error & { cause?: Error }).cause ?? (e as Error);
       error = { name: failure.name, cause: failure.message };
     }
     await collect;
-    return { result, error, states };
+    return { error, states: states.filter((s) => s !== "DownloadFile"), ingests, events };
   }
 
-  const input = (extra: Record<string, unknown> = {}) => ({
+  const input = (runId = `m-${Date.now()}`) => ({
+    runId,
+    org: "acme",
+    source: "bulk",
     server: "ehr",
     since: null,
-    deadlineSeconds: 60,
-    landingPrefix: "landing/acme/bulk/m-1",
-    ...extra,
+    inputPrefix: `bulk/${runId}/output/`,
+  });
+  const keys = async (prefix: string) =>
+    ((await s3.send(new ListObjectsV2Command({ Bucket: LAKE, Prefix: prefix }))).Contents ?? [])
+      .map((o) => o.Key as string)
+      .sort();
+  const head = ["ValidateInput", "Prepare", "RouteBySource", "PrepareBulk", "InitiateExport"];
+  const errorType = (cause: string) => JSON.parse(cause).errorType;
+
+  it("is valid Amazon States Language (asl-validator), with and without bulk sources", () => {
+    for (const def of [definition(), definition(60, false)]) {
+      const { isValid, errorsText } = aslValidator(def);
+      assert.ok(isValid, errorsText());
+    }
   });
 
-  it("is valid Amazon States Language (asl-validator)", () => {
-    const { isValid, errorsText } = aslValidator(bulkExportDefinition);
-    assert.ok(isValid, errorsText());
-  });
+  it("success: kick-off, polls, every file streamed into the run's prefix and counted, job deleted, output ingested", async () => {
+    const run = input();
 
-  it("success: kick-off, two in-progress polls, every file down and counted, job deleted", async () => {
-    const { result, error, states } = await execute(input());
+    const { error, states, ingests, events } = await execute(run);
 
     assert.equal(error, undefined);
-    assert.deepEqual(
-      states.filter((s) => s !== "DownloadFile"),
-      [
-        "InitiateExport",
-        "PollExport",
-        "ExportComplete",
-        "WaitForExport",
-        "PollExport",
-        "ExportComplete",
-        "WaitForExport",
-        "PollExport",
-        "ExportComplete",
-        "DownloadFiles",
-        "CheckDownloads",
-        "DeleteExport",
-        "Succeeded",
-      ],
+    assert.deepEqual(states, [
+      ...head,
+      "PollExport",
+      "ExportComplete",
+      "WaitForExport",
+      "PollExport",
+      "ExportComplete",
+      "WaitForExport",
+      "PollExport",
+      "ExportComplete",
+      "DownloadFiles",
+      "CheckDownloads",
+      "DeleteExport",
+      "UseInputAsFhir",
+      "IngestFhir",
+      "PublishSucceeded",
+      "Succeeded",
+    ]);
+    const prefix = `landing/acme/bulk/${run.runId}/output/`;
+    assert.equal(ingests[0]["--input_path"], `s3://${LAKE}/${prefix}`);
+    assert.deepEqual(await keys(`landing/acme/bulk/${run.runId}/`), [
+      `${prefix}Observation.000.ndjson`,
+      `${prefix}Patient.000.ndjson`,
+    ]);
+    const lines = async (k: string) =>
+      (
+        (await (
+          await s3.send(new GetObjectCommand({ Bucket: LAKE, Key: k }))
+        ).Body?.transformToString()) ?? ""
+      )
+        .split("\n")
+        .filter(Boolean).length;
+    assert.equal(
+      (await lines(`${prefix}Observation.000.ndjson`)) +
+        (await lines(`${prefix}Patient.000.ndjson`)),
+      300,
     );
-    assert.deepEqual(result?.report, { files: 2, resources: 300 });
-    assert.deepEqual((result?.deleted as { result: string }).result, "deleted");
-    const files = (await fsp.readdir(path.join(out, "landing/acme/bulk/m-1/output"))).sort();
-    assert.deepEqual(files, ["Observation.000.ndjson", "Patient.000.ndjson"]);
+    assert.deepEqual([source.stats.kickoffs, source.stats.deletes], [1, 1]);
+    assert.deepEqual(
+      events.map((e) => e.DetailType),
+      ["MigrationSucceeded"],
+    );
   });
 
-  it("retry: the state machine retries a 429 kick-off, a 503 status and a 500 download", async () => {
+  it("paged manifest (Bulk Data 3.0 link next): every page's files are downloaded, none skipped", async () => {
+    await source.stop();
+    await startSource({ manifestPageSize: 1 });
+    const run = input();
+
+    const { error, states } = await execute(run);
+
+    assert.equal(error, undefined);
+    assert.equal(states.at(-1), "Succeeded");
+    const prefix = `landing/acme/bulk/${run.runId}/output/`;
+    assert.deepEqual(await keys(`landing/acme/bulk/${run.runId}/`), [
+      `${prefix}Observation.000.ndjson`,
+      `${prefix}Patient.p1.000.ndjson`,
+    ]);
+    assert.equal(source.stats.downloads, 2);
+  });
+
+  it("too many files for one run's state: refused at the poll with the reason, job deleted, nothing downloaded", async () => {
+    const many = await fsp.mkdtemp(path.join(os.tmpdir(), "hoth-bulk-many-"));
+    try {
+      for (let i = 0; i <= 400; i++) {
+        const id = `p${i}`;
+        await fsp.writeFile(
+          path.join(many, `Patient.${String(i).padStart(3, "0")}.ndjson`),
+          `${JSON.stringify({ resourceType: "Patient", id })}\n`,
+        );
+      }
+      await source.stop();
+      await startSource({ dataDir: many });
+
+      const { error, states } = await execute(input());
+
+      assert.equal(error?.name, "SourceProtocolError");
+      assert.equal(
+        JSON.parse(String(error?.cause)).errorMessage,
+        "The export lists 401 files; one run takes at most 400: narrow it with the source's types, since or a Group",
+      );
+      assert.deepEqual(states.slice(-3), ["DeleteAfterFailure", "PublishFailed", "Failed"]);
+      assert.deepEqual([source.stats.downloads, source.stats.deletes], [0, 1]);
+    } finally {
+      await fsp.rm(many, { recursive: true, force: true });
+    }
+  });
+
+  it("retry: a 429 kick-off, a 503 status and a 500 download are retried and the run succeeds", async () => {
     source.faults.kickoff429Once = true;
     source.faults.status503Once = true;
     source.faults.file500Once = true;
@@ -207,32 +319,48 @@ describe("bulk export states (aws-local-stepfunctions, local source)", () => {
     const { error, states } = await execute(input());
 
     assert.equal(error, undefined);
-    assert.equal(states.filter((s) => s === "InitiateExport").length, 1);
-    assert.equal(source.stats.kickoffs, 2);
-    assert.equal(source.stats.statusPolls, 4);
-    assert.equal(source.stats.downloads, 3);
+    assert.deepEqual(
+      [source.stats.kickoffs, source.stats.statusPolls, source.stats.downloads],
+      [2, 4, 3],
+    );
     assert.equal(states.at(-1), "Succeeded");
   });
 
-  it("deadline: fails with ExportDeadlineError and deletes the job", async () => {
+  it("deadline: fails with ExportDeadlineError, deletes the job, publishes MigrationFailed", async () => {
     source.faults.extraPolls = 10_000;
 
-    const { error, states } = await execute(input({ deadlineSeconds: 1 }), 200);
+    const { error, states, events } = await execute(input(), definition(1));
 
     assert.equal(error?.name, "ExportDeadlineError");
-    assert.match(String(error?.cause), /did not complete before its deadline/);
-    assert.deepEqual(states.slice(-2), ["DeleteAfterFailure", "ExportFailed"]);
+    assert.match(
+      JSON.parse(String(error?.cause)).errorMessage,
+      /did not complete before its deadline/,
+    );
+    assert.deepEqual(states.slice(-3), ["DeleteAfterFailure", "PublishFailed", "Failed"]);
     assert.equal(source.stats.deletes, 1);
+    assert.deepEqual(
+      events.map((e) => [e.DetailType, e.Detail.error]),
+      [["MigrationFailed", "ExportDeadlineError"]],
+    );
   });
 
-  it("error file: downloads it, fails with ExportErrorFilesError naming the issue codes, deletes the job", async () => {
+  it("error file: fails with ExportErrorFilesError naming the issue codes, deletes the job, ingests nothing", async () => {
     source.faults.errorFile = true;
 
-    const { error, states } = await execute(input());
+    const { error, states, ingests } = await execute(input());
 
     assert.equal(error?.name, "ExportErrorFilesError");
-    assert.match(String(error?.cause), /1 error file\(s\).*processing x1, too-costly x1/);
-    assert.deepEqual(states.slice(-3), ["CheckDownloads", "DeleteAfterFailure", "ExportFailed"]);
+    assert.match(
+      JSON.parse(String(error?.cause)).errorMessage,
+      /1 error file\(s\).*processing x1, too-costly x1/,
+    );
+    assert.deepEqual(states.slice(-4), [
+      "CheckDownloads",
+      "DeleteAfterFailure",
+      "PublishFailed",
+      "Failed",
+    ]);
+    assert.deepEqual(ingests, []);
     assert.equal(source.stats.deletes, 1);
   });
 
@@ -242,19 +370,63 @@ describe("bulk export states (aws-local-stepfunctions, local source)", () => {
     const { error, states } = await execute(input());
 
     assert.equal(error?.name, "SourceHttpError");
-    assert.match(String(error?.cause), /Export kick-off: the source answered 403/);
-    assert.deepEqual(states, ["InitiateExport", "ExportFailed"]);
-    assert.equal(source.stats.kickoffs, 1);
+    assert.match(
+      JSON.parse(String(error?.cause)).errorMessage,
+      /Export kick-off: the source answered 403/,
+    );
+    assert.deepEqual(states, [...head, "PublishFailed", "Failed"]);
+    assert.deepEqual([source.stats.kickoffs, source.stats.deletes], [1, 0]);
   });
 
-  it("line-count mismatch: the file is not kept, the run fails naming it, the job is deleted", async () => {
+  it("line-count mismatch: the file is not kept, the run fails naming the error, the job is deleted", async () => {
     source.faults.wrongCount = true;
+    const run = input();
 
-    const { error, states } = await execute(input());
+    const { error, states } = await execute(run);
 
     assert.equal(error?.name, "LineCountMismatchError");
-    assert.deepEqual(states.slice(-2), ["DeleteAfterFailure", "ExportFailed"]);
-    const left = await fsp.readdir(out, { recursive: true });
-    assert.ok(!left.some((f) => String(f).includes("Observation")), String(left));
+    assert.equal(errorType(String(error?.cause)), "LineCountMismatchError");
+    assert.deepEqual(states.slice(-3), ["DeleteAfterFailure", "PublishFailed", "Failed"]);
+    assert.ok(
+      !(await keys(`landing/acme/bulk/${run.runId}/`)).some((k) => k.includes("Observation")),
+    );
+  });
+
+  it("invalid input: a bulk run without server or since, or on a stack without bulk sources, is InvalidInput", async () => {
+    const { server: _s, ...noServer } = input();
+    const { since: _t, ...noSince } = input();
+    for (const [run, def] of [
+      [noServer, definition()],
+      [noSince, definition()],
+      [{ ...input(), since: 5 }, definition()],
+      [input(), definition(60, false)],
+    ] as const) {
+      const { error, states } = await execute(run, def);
+      assert.equal(error?.name, "InvalidInput");
+      assert.deepEqual(states, ["ValidateInput", "PublishInvalidInput", "InvalidInput"]);
+    }
+    assert.equal(source.stats.kickoffs, 0);
+  });
+
+  it("the functions take the source only from their own settings, and write only under the run's prefix", async () => {
+    await assert.rejects(
+      handlers.initiate({ server: "elsewhere", since: null, deadlineSeconds: 60 }),
+      { name: "InvalidBulkInput" },
+    );
+    const task = {
+      type: "Patient",
+      kind: "output",
+      url: `${source.baseUrl}/x`,
+      requiresAccessToken: true,
+      key: "landing/globex/bulk/m-1/output/Patient.000.ndjson",
+    };
+    await assert.rejects(
+      handlers.download({ server: "ehr", prefix: "landing/acme/bulk/m-1", task }),
+      { name: "InvalidBulkInput", message: "The file's key is outside the run's landing prefix" },
+    );
+    await assert.rejects(handlers.poll({ job: {}, prefix: "landing/acme/../globex/bulk/m-1" }), {
+      name: "InvalidBulkInput",
+    });
+    assert.equal(source.stats.downloads, 0);
   });
 });

@@ -282,6 +282,55 @@ describe("stack configuration", () => {
       "hoth:logRetentionDays: must be a number; set it with: pulumi config set hoth:logRetentionDays 30 --stack dev",
     ],
     [
+      "an upload size above S3's 5 GiB for one POST",
+      { "hoth:uploads": JSON.stringify({ maxBytes: 6 * 1024 ** 3, expiresSeconds: 900 }) },
+      "hoth:uploads.maxBytes: must be at most 5368709120; set it with: pulumi config set --path 'hoth:uploads.maxBytes' <value> --stack dev",
+    ],
+    [
+      "an upload form valid longer than 15 minutes",
+      { "hoth:uploads": JSON.stringify({ maxBytes: 1024, expiresSeconds: 3600 }) },
+      "hoth:uploads.expiresSeconds: must be at most 900; set it with: pulumi config set --path 'hoth:uploads.expiresSeconds' <value> --stack dev",
+    ],
+    [
+      "a bulk source over plain http on another host",
+      {
+        "hoth:bulk": JSON.stringify({
+          sources: [
+            {
+              name: "ehr",
+              fhirBaseUrl: "http://ehr.example.org/fhir",
+              tokenUrl: "https://ehr.example.org/token",
+              clientId: "hoth",
+              scopes: ["system/Patient.rs"],
+            },
+          ],
+        }),
+      },
+      "hoth:bulk.sources[0].fhirBaseUrl: must be an https:// URL (http only on 127.0.0.1, for the local stack); set it with: pulumi config set --path 'hoth:bulk.sources[0].fhirBaseUrl' <value> --stack dev",
+    ],
+    [
+      "a bulk source scope that writes",
+      {
+        "hoth:bulk": JSON.stringify({
+          sources: [
+            {
+              name: "ehr",
+              fhirBaseUrl: "https://ehr.example.org/fhir",
+              tokenUrl: "https://ehr.example.org/token",
+              clientId: "hoth",
+              scopes: ["system/Patient.cruds"],
+            },
+          ],
+        }),
+      },
+      "hoth:bulk.sources[0].scopes[0]: must be a SMART system read scope like system/Patient.rs; set it with: pulumi config set --path 'hoth:bulk.sources[0].scopes[0]' <value> --stack dev",
+    ],
+    [
+      "a signing key KMS cannot sign ES384 or RS384 with",
+      { "hoth:bulk": JSON.stringify({ signingKeySpec: "RSA_2048" }) },
+      "hoth:bulk.signingKeySpec: must be ECC_NIST_P384 or RSA_3072; set it with: pulumi config set --path 'hoth:bulk.signingKeySpec' <value> --stack dev",
+    ],
+    [
       "an unknown setting",
       { "hoth:retention": "30" },
       "hoth:retention: is not a setting of this project; remove it (pulumi config rm hoth:retention --stack dev)",
@@ -292,6 +341,52 @@ describe("stack configuration", () => {
       assert.deepEqual(problemsOf("dev", overrides), [message]);
     });
   }
+
+  it("rejects two bulk sources with one name", () => {
+    const source = {
+      name: "ehr",
+      fhirBaseUrl: "https://ehr.example.org/fhir",
+      tokenUrl: "https://ehr.example.org/token",
+      clientId: "hoth",
+      scopes: ["system/Patient.rs"],
+    };
+    assert.deepEqual(
+      problemsOf("dev", { "hoth:bulk": JSON.stringify({ sources: [source, source] }) }),
+      [
+        "hoth:bulk.sources[1].name: must be unique among the sources; set it with: pulumi config set --path 'hoth:bulk.sources[1].name' <value> --stack dev",
+      ],
+    );
+  });
+
+  it("rejects bulk sources too large for a Lambda environment, saying why", () => {
+    const source = (i: number) => ({
+      name: `ehr-${i}`,
+      fhirBaseUrl: `https://ehr-${i}.example.org/fhir/r4/with/a/long/path`,
+      tokenUrl: `https://ehr-${i}.example.org/oauth2/v1/token/with/a/long/path`,
+      clientId: `hoth-production-client-${i}`,
+      scopes: ["system/Patient.read", "system/Coverage.read", "system/Condition.read"],
+    });
+    const sources = Array.from({ length: 12 }, (_, i) => source(i));
+    const [problem] = problemsOf("dev", { "hoth:bulk": JSON.stringify({ sources }) });
+    assert.match(
+      problem,
+      /^hoth:bulk\.sources: take \d+ characters as JSON, more than the 2800 that fit a Lambda environment \(4 KB in all\); split the sources across stacks; set it with/,
+    );
+  });
+
+  it("defaults uploads and bulk when a stack leaves them out", () => {
+    const raw = { ...stackConfig("dev") };
+    delete raw["hoth:uploads"];
+    delete raw["hoth:bulk"];
+    const c = parseStackConfig("dev", raw);
+    assert.deepEqual(c.uploads, { maxBytes: 1024 ** 3, expiresSeconds: 900 });
+    assert.deepEqual(c.bulk, {
+      signingKeySpec: "ECC_NIST_P384",
+      deadlineSeconds: 21600,
+      downloadConcurrency: 4,
+      sources: [],
+    });
+  });
 
   it("reports a one-letter typo of a key as the unknown key plus the required one", () => {
     assert.deepEqual(problemsOf("dev", { "hoth:logLevel": undefined, "hoth:logLevl": "INFO" }), [

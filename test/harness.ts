@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { stackConfigFile } from "../local/stackConfig";
 
@@ -10,6 +11,10 @@ import { stackConfigFile } from "../local/stackConfig";
 export const ACCOUNT_ID = "123456789012";
 export const DEPLOYER_ROLE_ARN = `arn:aws:iam::${ACCOUNT_ID}:role/hoth-deployer`;
 export const REGION = "us-east-1";
+/** What the mocked kms.getPublicKey answers: a P-384 public key, base64 DER (SubjectPublicKeyInfo). */
+export const SIGNING_PUBLIC_KEY = generateKeyPairSync("ec", { namedCurve: "P-384" })
+  .publicKey.export({ format: "der", type: "spki" })
+  .toString("base64");
 
 export interface Recorded {
   type: string;
@@ -115,6 +120,14 @@ const mocks: pulumi.runtime.Mocks = {
         return { arn: args.inputs.arn, issuerArn: DEPLOYER_ROLE_ARN, issuerName: "hoth-deployer" };
       case "aws:index/getRegion:getRegion":
         return { name: REGION, region: REGION };
+      case "aws:kms/getPublicKey:getPublicKey":
+        return {
+          id: args.inputs.keyId,
+          keyId: args.inputs.keyId,
+          publicKey: SIGNING_PUBLIC_KEY,
+          customerMasterKeySpec: "ECC_NIST_P384",
+          keyUsage: "SIGN_VERIFY",
+        };
       case "aws:index/getPartition:getPartition":
         return { partition: "aws", dnsSuffix: "amazonaws.com" };
       default:

@@ -9,6 +9,7 @@ import { EXAMPLES } from "../contracts/openapi";
 import { fetchToken, LOCAL_CLIENTS } from "../local/okta";
 import type { LocalStack } from "../local/stack";
 import { localStack } from "./support/localStack";
+import { evaluatePost } from "./support/postPolicy";
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies, checked field by field
 type Json = Record<string, any>;
@@ -37,7 +38,7 @@ describe("local stack (npm start) end to end", function () {
         ...(opts.clientId ? { "X-Client-Id": opts.clientId } : {}),
         ...(opts.body
           ? {
-              "Content-Type": urlPath.startsWith("/migrations")
+              "Content-Type": /^\/(migrations|uploads)/.test(urlPath)
                 ? "application/json"
                 : "application/fhir+json",
             }
@@ -66,10 +67,10 @@ describe("local stack (npm start) end to end", function () {
   });
 
   /** Starts a migration and follows it through the API until it leaves RUNNING. */
-  async function migrate(token: string, body: unknown) {
+  async function migrate(token: string, body: unknown, client = acme) {
     const started = await call("POST", "/migrations", {
       token,
-      clientId: acme.clientId,
+      clientId: client.clientId,
       body,
       key: unique(),
     });
@@ -78,7 +79,7 @@ describe("local stack (npm start) end to end", function () {
     for (;;) {
       const followed = await call("GET", `/migrations/${started.body.id}`, {
         token,
-        clientId: acme.clientId,
+        clientId: client.clientId,
       });
       assert.equal(followed.status, 200);
       if (followed.body.status !== "RUNNING") return followed.body;
@@ -243,6 +244,223 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
     assert.deepEqual(
       succeeded.map((e) => [e.Source, e.DetailType, e.EventBusName]),
       [["hoth.migration", "MigrationSucceeded", "hoth-dev-migrations"]],
+    );
+  });
+
+  it("takes an extract in through an upload form (fetch + FormData) and migrates it; refuses what S3 would", async () => {
+    // Prepare: a generated extract of 25 members, and a form for it
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hoth-e2e-upload-"));
+    const csv = path.join(dir, "members.csv");
+    const gen = spawnSync(
+      PYTHON,
+      ["-m", "hoth_glue.generate", "legacy", "--members", "25", "--seed", "15", "--out", csv],
+      { cwd: path.join(ROOT, "glue"), encoding: "utf8" },
+    );
+    assert.equal(gen.status, 0, gen.stderr);
+    const extract = fs.readFileSync(csv);
+    const token = await fetchToken(stack.tokenUrl, acme, "system/Binary.c system/Task.cruds");
+    const created = await call("POST", "/uploads", {
+      token,
+      clientId: acme.clientId,
+      body: { fileName: "members.csv", contentType: "text/csv", size: extract.length },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const upload = created.body;
+    assert.equal(upload.key, `landing/acme/uploads/${upload.id}/members.csv`);
+    assert.equal(upload.fields["x-amz-server-side-encryption-aws-kms-key-id"], stack.lakeKeyArn);
+
+    // Act: upload as a browser or curl would (not the SDK), then migrate from the upload
+    const form = new FormData();
+    for (const [k, v] of Object.entries(upload.fields as Record<string, string>)) form.append(k, v);
+    form.append("file", new Blob([extract], { type: "text/csv" }), "members.csv");
+    const posted = await fetch(upload.url, { method: "POST", body: form });
+    const done = await migrate(token, { source: "legacy", inputPrefix: upload.inputPrefix });
+
+    // Assess: stored under the pinned key, migrated to curated rows
+    assert.equal(posted.status, 204);
+    assert.deepEqual(await keys(`landing/acme/uploads/${upload.id}/`), [upload.key]);
+    assert.equal(done.status, "SUCCEEDED", JSON.stringify(done.error));
+    assert.equal(done.inputPrefix, upload.inputPrefix);
+    const written = done.report.written as Record<string, number>;
+    const partition = `org=acme/ingest_date=${done.report.ingestDate}/run_id=${done.id}/`;
+    const rows = parquet(`curated/patient/${partition}`);
+    assert.equal(rows.length, written.Patient);
+    assert.ok(written.Patient > 0 && written.Patient <= 25, JSON.stringify(done.report));
+
+    // Refusals. S3 (AWS's documented POST policy semantics; moto enforces none of
+    // them, see test/uploads.test.ts) refuses a bigger file, an expired form and
+    // another key; the API refuses a size above hoth:uploads.maxBytes.
+    const attempt = {
+      fields: upload.fields as Record<string, string>,
+      bucket: stack.lakeBucket,
+      fileSize: extract.length,
+      now: new Date(),
+      secretAccessKey: "testing",
+    };
+    assert.deepEqual(evaluatePost(attempt), { ok: true });
+    assert.deepEqual(evaluatePost({ ...attempt, fileSize: extract.length + 1 }), {
+      ok: false,
+      reason: "content-length-range",
+    });
+    assert.deepEqual(
+      evaluatePost({ ...attempt, now: new Date(Date.parse(upload.expiresAt) + 1000) }),
+      {
+        ok: false,
+        reason: "policy expired",
+      },
+    );
+    assert.deepEqual(
+      evaluatePost({
+        ...attempt,
+        fields: { ...attempt.fields, key: `landing/acme/extracts/${upload.id}/members.csv` },
+      }),
+      { ok: false, reason: "condition failed: key" },
+    );
+    const oversized = await call("POST", "/uploads", {
+      token,
+      clientId: acme.clientId,
+      body: { fileName: "big.csv", contentType: "text/csv", size: 104857601 },
+    });
+    assert.equal(oversized.status, 400);
+    assert.equal(oversized.body.issue[0].diagnostics, "size must be at most 104857600 bytes");
+
+    // Another organisation naming acme's upload id, or an upload whose file never
+    // arrived, is refused before any run starts (its own landing area has no such file).
+    const globexToken = await fetchToken(stack.tokenUrl, globex, "system/Task.cruds");
+    const before = (await keys("reports/globex/")).length;
+    const stolen = await call("POST", "/migrations", {
+      token: globexToken,
+      clientId: globex.clientId,
+      body: { source: "legacy", inputPrefix: upload.inputPrefix },
+      key: unique(),
+    });
+    const unsent = await call("POST", "/uploads", {
+      token,
+      clientId: acme.clientId,
+      body: { fileName: "later.csv", contentType: "text/csv", size: 10 },
+    });
+    const early = await call("POST", "/migrations", {
+      token,
+      clientId: acme.clientId,
+      body: { source: "legacy", inputPrefix: unsent.body.inputPrefix },
+      key: unique(),
+    });
+    for (const refused of [stolen, early]) {
+      assert.equal(refused.status, 422);
+      assert.deepEqual(
+        [refused.body.issue[0].code, refused.body.issue[0].diagnostics],
+        [
+          "not-found",
+          "No uploaded file under this inputPrefix in your landing area: upload it with the form POST /uploads returned first",
+        ],
+      );
+    }
+    assert.equal((await keys("reports/globex/")).length, before);
+  });
+
+  it("pulls a Bulk Data export from the local source (SMART Backend Services, KMS-signed) and migrates it", async () => {
+    // Prepare: what the source holds of the configured types, and HOTH's public JWKS
+    const lines = (type: string) =>
+      fs
+        .readdirSync(stack.bulkSource.dataDir)
+        .filter((f) => f.startsWith(`${type}.`) && f.endsWith(".ndjson"))
+        .flatMap((f) =>
+          fs
+            .readFileSync(path.join(stack.bulkSource.dataDir, f), "utf8")
+            .split("\n")
+            .filter((l) => l.trim()),
+        ).length;
+    const expected = { Condition: lines("Condition"), Patient: lines("Patient") };
+    const published = await fetch(`${stack.apiUrl}/.well-known/jwks.json`);
+    assert.equal(published.status, 200);
+    const keySet = (await published.json()) as Json;
+    assert.deepEqual(
+      keySet.keys.map((k: Json) => [k.kty, k.crv, k.alg, k.use, "d" in k]),
+      [["EC", "P-384", "ES384", "sig", false]],
+    );
+    const token = await fetchToken(stack.tokenUrl, acme, "system/Task.cruds");
+    const before = { ...stack.bulkSource.stats };
+
+    // Act
+    const done = await migrate(token, { source: "bulk", server: "local" });
+
+    // Assess: every resource of the export curated, the job deleted at the source
+    assert.equal(done.status, "SUCCEEDED", JSON.stringify(done.error));
+    assert.equal(done.source, "bulk");
+    assert.equal(done.inputPrefix, `bulk/${done.id}/output/`);
+    assert.deepEqual(done.report.written, expected);
+    assert.deepEqual(done.report.quarantined, {});
+    assert.deepEqual(await keys(`landing/acme/bulk/${done.id}/`), [
+      `landing/acme/bulk/${done.id}/output/Condition.000.ndjson`,
+      `landing/acme/bulk/${done.id}/output/Patient.000.ndjson`,
+    ]);
+    const rows = parquet(
+      `curated/patient/org=acme/ingest_date=${done.report.ingestDate}/run_id=${done.id}/`,
+    );
+    assert.equal(rows.length, expected.Patient);
+    assert.deepEqual(
+      [
+        stack.bulkSource.stats.kickoffs - before.kickoffs,
+        stack.bulkSource.stats.deletes - before.deletes,
+      ],
+      [1, 1],
+    );
+    assert.ok(stack.bulkSource.stats.tokens > before.tokens);
+  });
+
+  it("fails a bulk migration with a clear cause when the source refuses the export or its tokens expire", async () => {
+    const token = await fetchToken(stack.tokenUrl, acme, "system/Task.cruds");
+    const faults = stack.bulkSource.faults;
+    try {
+      // A source that refuses the kick-off (403): no job to delete.
+      faults.kickoffStatus = 403;
+      const refused = await migrate(token, { source: "bulk", server: "local" });
+      // A source whose access tokens are expired when used (the ones the
+      // functions hold revoked): refreshed once, then refused.
+      faults.kickoffStatus = undefined;
+      faults.expiredTokens = true;
+      stack.bulkSource.revokeTokens();
+      const expired = await migrate(token, { source: "bulk", server: "local" });
+
+      assert.deepEqual(
+        [refused.status, refused.error.error, expired.status, expired.error.error],
+        ["FAILED", "SourceHttpError", "FAILED", "SourceUnauthorizedError"],
+      );
+      assert.match(
+        JSON.parse(refused.error.cause).errorMessage,
+        /^Export kick-off: the source answered 403/,
+      );
+      assert.equal(
+        JSON.parse(expired.error.cause).errorMessage,
+        "Export kick-off: the source refused a freshly issued access token (401)",
+      );
+      for (const run of [refused, expired]) {
+        assert.deepEqual(
+          stack.events
+            .filter((e) => e.Detail.runId === run.id)
+            .map((e) => [e.DetailType, e.Detail.error]),
+          [["MigrationFailed", run.error.error]],
+        );
+        assert.deepEqual(await keys(`landing/acme/bulk/${run.id}/`), []);
+      }
+    } finally {
+      faults.kickoffStatus = undefined;
+      faults.expiredTokens = false;
+    }
+  });
+
+  it("refuses a bulk migration naming a source the stack does not configure, naming no value", async () => {
+    const token = await fetchToken(stack.tokenUrl, acme, "system/Task.cruds");
+    const refused = await call("POST", "/migrations", {
+      token,
+      clientId: acme.clientId,
+      body: { source: "bulk", server: "elsewhere" },
+      key: unique(),
+    });
+    assert.equal(refused.status, 400);
+    assert.equal(
+      refused.body.issue[0].diagnostics,
+      "server must be the name of one of the stack's bulk sources",
     );
   });
 

@@ -152,6 +152,8 @@ describe("member registry against moto (DynamoDB)", () => {
       STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:unused",
       LAKE_BUCKET: "unused",
       REGISTRY_TABLE: TABLE,
+      UPLOAD_KEY_ARN: "arn:aws:kms:us-east-1:123456789012:key/unused",
+      UPLOAD_MAX_BYTES: "1048576",
     }));
   });
 

@@ -46,7 +46,7 @@ describe("MigrationStateMachine", () => {
       );
     });
 
-    it("lets its role run only the two jobs, invoke only the registry export and publish only to the project's bus", () => {
+    it("lets its role run only the two jobs, invoke only the registry export and the bulk functions, and publish only to the project's bus", () => {
       const statements = doc(find("aws:iam/rolePolicy:RolePolicy", "hoth-policy")).Statement;
       assert.deepEqual(statements.slice(0, 3), [
         {
@@ -62,7 +62,12 @@ describe("MigrationStateMachine", () => {
           Sid: "InvokeTaskFunctions",
           Effect: "Allow",
           Action: "lambda:InvokeFunction",
-          Resource: [`arn:aws:lambda:${base}:function:hoth-dev-registry-export`],
+          Resource: [
+            `arn:aws:lambda:${base}:function:hoth-dev-registry-export`,
+            ...["initiate", "poll", "download", "check", "delete"].map(
+              (s) => `arn:aws:lambda:${base}:function:hoth-dev-bulk-${s}`,
+            ),
+          ],
         },
         {
           Sid: "PublishEvents",

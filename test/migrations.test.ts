@@ -91,6 +91,8 @@ describe("migrations API against moto (Step Functions, S3)", () => {
       STATE_MACHINE_ARN: stateMachineArn,
       LAKE_BUCKET: LAKE,
       REGISTRY_TABLE: "hoth-test-registry",
+      UPLOAD_KEY_ARN: "arn:aws:kms:us-east-1:123456789012:key/unused",
+      UPLOAD_MAX_BYTES: "1048576",
     }));
   });
 
@@ -302,7 +304,7 @@ describe("migrations API against moto (Step Functions, S3)", () => {
       request("POST", "/migrations", { key: "k1", body: { source: "csv", inputPrefix: "a/" } }),
       400,
       "invalid",
-      "source must be 'legacy', 'fhir' or 'registry'",
+      "source must be 'legacy', 'fhir', 'registry' or 'bulk'",
     ],
     [
       "a prefix that climbs out of the landing area",

@@ -281,6 +281,8 @@ describe("no echoes: no answer, header or log line repeats a value from the requ
       STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:hoth-test-no-echoes",
       LAKE_BUCKET: "hoth-test-no-echoes",
       REGISTRY_TABLE: await createRegistryTable("hoth-test", "hoth-test-no-echoes-registry"),
+      UPLOAD_KEY_ARN: "arn:aws:kms:us-east-1:123456789012:key/unused",
+      UPLOAD_MAX_BYTES: "1048576",
     }));
   });
 

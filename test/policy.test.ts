@@ -289,6 +289,19 @@ describe("compliance rules", () => {
     );
   });
 
+  it("does not ask an asymmetric signing key to rotate (KMS cannot)", () => {
+    assert.deepEqual(
+      checkAll([
+        res("aws:kms/key:Key", "signing", {
+          tags: TAGS,
+          keyUsage: "SIGN_VERIFY",
+          customerMasterKeySpec: "ECC_NIST_P384",
+        }),
+      ]),
+      [],
+    );
+  });
+
   it("requires DynamoDB tables to use a customer key and PITR, and deletion protection where the stack says", () => {
     const table = (name: string, props: Record<string, unknown>) =>
       res("aws:dynamodb/table:Table", name, { tags: TAGS, ...props });

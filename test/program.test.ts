@@ -78,7 +78,14 @@ describe("the whole program under mocks", () => {
 
   it("protects stateful resources only where the stack turns protection on", async () => {
     const prod = await deploy("prod");
-    assert.equal(ofType("aws:kms/key:Key").length, 1);
+    // The stack key, and the bulk signing key (asymmetric: no automatic rotation).
+    assert.deepEqual(
+      ofType("aws:kms/key:Key").map((k) => [k.name, k.inputs.keyUsage ?? "ENCRYPT_DECRYPT"]),
+      [
+        ["hoth-key", "ENCRYPT_DECRYPT"],
+        ["hoth-bulk-signing-key", "SIGN_VERIFY"],
+      ],
+    );
     assert.deepEqual(protectedDescendants(prod.secrets), [
       "hoth-app",
       "hoth-app-policy",

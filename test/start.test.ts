@@ -40,11 +40,17 @@ describe("npm start", function () {
   }
 
   it("prints the URLs and a token command when ready, and stops everything on Ctrl-C", async () => {
-    const [api, okta, aws] = [await freePort(), await freePort(), await freePort()];
+    const [api, okta, aws, bulk] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const run = start({
       HOTH_API_PORT: String(api),
       HOTH_OKTA_PORT: String(okta),
       HOTH_AWS_PORT: String(aws),
+      HOTH_BULK_PORT: String(bulk),
     });
     await until(() => run.out().includes("Ctrl-C stops everything."), run.proc, 90_000);
     const children = tree(run.proc.pid as number);
@@ -56,6 +62,7 @@ describe("npm start", function () {
     assert.ok(run.out().includes("TOKEN=$(npm run --silent token)"));
     for (const c of LOCAL_CLIENTS)
       assert.ok(run.out().includes(`${c.clientId} (organisation ${c.org}): ${c.secret}`));
+    assert.ok(run.out().includes(`Bulk source    http://127.0.0.1:${bulk}/fhir`));
     assert.ok(children.size >= 3, `expected moto, the Glue worker and its JVM: ${[...children]}`);
     const health = await fetch(`http://127.0.0.1:${api}/local/health`, { method: "POST" });
     assert.equal(health.status, 401);

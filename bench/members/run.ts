@@ -162,6 +162,8 @@ async function main() {
     STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:bench",
     LAKE_BUCKET: "unused",
     REGISTRY_TABLE: tableName,
+    UPLOAD_KEY_ARN: "arn:aws:kms:us-east-1:123456789012:key/unused",
+    UPLOAD_MAX_BYTES: "1048576",
   };
   Object.assign(process.env, env);
   const { code } = bundleHandler("app");

@@ -2,10 +2,15 @@ import type { APIGatewayAuthorizerResult } from "aws-lambda";
 import { arnPath, type Route } from "../../contracts/routes";
 import { grants, type Permission } from "./scopes";
 
-/** The routes a caller with these permissions may use (routes with no requirement: any valid token). */
+/**
+ * The routes a caller with these permissions may use (routes with no
+ * requirement: any valid token). Public routes never reach the authorizer.
+ */
 export function allowedRoutes(permissions: Permission[], routes: readonly Route[]): Route[] {
   return routes.filter(
-    (r) => r.anyOf.length === 0 || r.anyOf.some((req) => permissions.some((p) => grants(p, req))),
+    (r) =>
+      !r.public &&
+      (r.anyOf.length === 0 || r.anyOf.some((req) => permissions.some((p) => grants(p, req)))),
   );
 }
 

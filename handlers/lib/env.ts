@@ -15,3 +15,13 @@ export function envSeconds(name: string, fallback: number): number {
   }
   return n;
 }
+
+/** Reads a required positive whole number (a size, a count) at start-up. */
+export function requirePositiveInt(name: string): number {
+  const raw = requireEnv(name);
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new Error(`Environment variable ${name} must be a positive whole number, got '${raw}'`);
+  }
+  return n;
+}

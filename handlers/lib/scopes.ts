@@ -128,7 +128,7 @@ export const scopeName = (req: ScopeRequirement) => `system/${req.resource}.${re
  * The resource types the API serves. Access checks take only these, so an
  * error naming the scope it needs can never repeat a type the caller sent.
  */
-export const API_RESOURCE_TYPES = ["Patient", "Coverage", "Task"] as const;
+export const API_RESOURCE_TYPES = ["Patient", "Coverage", "Task", "Binary"] as const;
 export type ApiResourceType = (typeof API_RESOURCE_TYPES)[number];
 
 export const isApiResourceType = (t: unknown): t is ApiResourceType =>

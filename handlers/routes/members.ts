@@ -153,7 +153,7 @@ function entriesOf(
   raw.forEach((e, index) => {
     const type = (e.resource as Json | undefined)?.resourceType;
     const request = (e.request as Json | undefined) ?? {};
-    if (!isApiResourceType(type) || type === "Task") return; // validation refuses it
+    if (!isApiResourceType(type) || type === "Task" || type === "Binary") return; // validation refuses it
     const needs: Interaction[] =
       request.method === "PUT"
         ? ["update"]

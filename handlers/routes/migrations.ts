@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import {
   DescribeExecutionCommand,
   type DescribeExecutionCommandOutput,
@@ -12,6 +12,7 @@ import * as z from "zod/mini";
 import {
   BadRequestError,
   ConflictError,
+  HttpError,
   NotFoundError,
   ServiceUnavailableError,
   UnsupportedMediaTypeError,
@@ -22,6 +23,8 @@ import { header, jsonBody, mediaType, requireAccess, tenant } from "../lib/reque
 export interface MigrationSettings {
   stateMachineArn: string;
   lakeBucket: string;
+  /** The stack's configured Bulk Data sources, by name. @default [] */
+  bulkSources?: string[];
 }
 
 const inputPrefix = z
@@ -41,6 +44,9 @@ const unknownKeys = (issue: { code: string }) =>
     ? "The body may hold only source and inputPrefix (or source 'registry' alone)"
     : "The body must be an object with source and inputPrefix (or source 'registry' alone)";
 
+/** A FHIR instant (https://hl7.org/fhir/R4/datatypes.html#instant), at least to the second. */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
 /**
  * POST /migrations body. The organisation is the caller's, never the body's.
  * `legacy` and `fhir` read a prefix of the caller's landing area; `registry`
@@ -53,19 +59,47 @@ const StartMigration = z.discriminatedUnion(
     z.strictObject(
       {
         source: z.enum(["legacy", "fhir"], {
-          error: "source must be 'legacy', 'fhir' or 'registry'",
+          error: "source must be 'legacy', 'fhir', 'registry' or 'bulk'",
         }),
         inputPrefix,
       },
       { error: unknownKeys },
     ),
     z.strictObject({ source: z.literal("registry") }, { error: unknownKeys }),
+    z.strictObject(
+      {
+        source: z.literal("bulk"),
+        server: z
+          .string({ error: "server must be the name of one of the stack's bulk sources" })
+          .check(
+            z.regex(
+              /^[a-z][a-z0-9-]{1,30}$/,
+              "server must be the name of one of the stack's bulk sources",
+            ),
+          ),
+        since: z.optional(
+          z.string({ error: "since must be a FHIR instant, e.g. 2026-01-01T00:00:00Z" }).check(
+            z.regex(INSTANT, "since must be a FHIR instant, e.g. 2026-01-01T00:00:00Z"),
+            z.refine(
+              (v) => !Number.isNaN(Date.parse(v)),
+              "since must be a FHIR instant, e.g. 2026-01-01T00:00:00Z",
+            ),
+          ),
+        ),
+      },
+      {
+        error: (issue) =>
+          issue.code === "unrecognized_keys"
+            ? "A bulk migration body may hold only source, server and since"
+            : "A bulk migration body needs server (and may give since)",
+      },
+    ),
   ],
   {
     // Never the unknown keys themselves: a diagnostic repeats no value from the request.
     error: (issue) =>
       issue.code === "invalid_union"
-        ? "source must be 'legacy', 'fhir' or 'registry'"
+        ? "source must be 'legacy', 'fhir', 'registry' or 'bulk'"
         : "The body must be an object with source and inputPrefix (or source 'registry' alone)",
   },
 );
@@ -94,8 +128,39 @@ function awsFailure(error: unknown): never {
 /** Another tenant's run, a malformed id and an unknown one answer alike, naming no id. */
 const noSuchMigration = () => new NotFoundError("The migration does not exist");
 
+/** `uploads/<upload id>/`: a migration of one POST /uploads file. */
+const UPLOAD_PREFIX = /^uploads\/(u-[0-9a-f]{32})\/$/;
+
+/**
+ * A migration of an upload must find it in the caller's own landing area: an
+ * upload id that is another organisation's, unknown, or whose file has not
+ * arrived is refused here (422) instead of starting a run that would fail.
+ */
+async function requireUpload(s3: S3Client, settings: MigrationSettings, org: string, id: string) {
+  let found: number;
+  try {
+    const out = await s3.send(
+      new ListObjectsV2Command({
+        Bucket: settings.lakeBucket,
+        Prefix: `landing/${org}/uploads/${id}/`,
+        MaxKeys: 1,
+      }),
+    );
+    found = out.KeyCount ?? out.Contents?.length ?? 0;
+  } catch (error) {
+    awsFailure(error);
+  }
+  if (found === 0) {
+    throw new HttpError(
+      422,
+      "not-found",
+      "No uploaded file under this inputPrefix in your landing area: upload it with the form POST /uploads returned first",
+    );
+  }
+}
+
 export const startMigration =
-  (settings: MigrationSettings, sfn: SFNClient): RouteImpl =>
+  (settings: MigrationSettings, sfn: SFNClient, s3?: S3Client): RouteImpl =>
   async ({ event }) => {
     const org = tenant(event);
     requireAccess(event, "Task", "create");
@@ -113,13 +178,23 @@ export const startMigration =
     if (!parsed.success) {
       throw new BadRequestError(parsed.error.issues.map((i) => i.message).join("; "));
     }
+    const data = parsed.data;
+    if (data.source === "bulk" && !(settings.bulkSources ?? []).includes(data.server)) {
+      throw new BadRequestError("server must be the name of one of the stack's bulk sources");
+    }
+    const upload = "inputPrefix" in data ? UPLOAD_PREFIX.exec(data.inputPrefix) : null;
+    if (upload && s3) await requireUpload(s3, settings, org, upload[1]);
     const id = migrationId(org, key);
     const input = JSON.stringify({
       runId: id,
       org,
-      ...parsed.data,
+      ...data,
       // Where the registry snapshot lands (the state machine writes it there).
-      ...(parsed.data.source === "registry" ? { inputPrefix: `registry/${id}/` } : {}),
+      ...(data.source === "registry" ? { inputPrefix: `registry/${id}/` } : {}),
+      // Where the export's output files land, and no `since` is null (the state machine needs it).
+      ...(data.source === "bulk"
+        ? { since: data.since ?? null, inputPrefix: `bulk/${id}/output/` }
+        : {}),
     });
     let state: { status: string; startDate?: Date; stopDate?: Date };
     try {
