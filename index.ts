@@ -213,6 +213,7 @@ function compose(config: StackConfig) {
           name: registry.exportFunctionName,
           timeoutSeconds: config.registry.exportTimeoutSeconds,
         },
+        ...migration.bulkFunctions,
       ],
       stateMachines: [{ id: "migration", arn: migration.stateMachineArn }],
       deadLetterQueues: [],

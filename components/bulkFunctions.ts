@@ -180,6 +180,7 @@ export function bulkFunctions(
   );
 
   const functionArns = {} as Record<BulkStep, pulumi.Output<string>>;
+  const functionNames = {} as Record<BulkStep, pulumi.Output<string>>;
   for (const step of BULK_STEPS) {
     const download = step === "download";
     const fn = handlerFunction(
@@ -234,6 +235,7 @@ export function bulkFunctions(
       );
     }
     functionArns[step] = fn.fn.arn;
+    functionNames[step] = fn.fn.name;
   }
-  return { signingKeyArn: key.arn, jwks: keySet, functionArns };
+  return { signingKeyArn: key.arn, jwks: keySet, functionArns, functionNames };
 }

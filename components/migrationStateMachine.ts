@@ -105,6 +105,8 @@ export class MigrationStateMachine extends pulumi.ComponentResource {
   /** HOTH's public JWKS (JSON), when the stack has the bulk functions. */
   readonly bulkJwks?: pulumi.Output<string>;
   readonly signingKeyArn?: pulumi.Output<string>;
+  /** The bulk step functions (for alarms), with their timeouts (s). */
+  readonly bulkFunctions: { id: string; name: pulumi.Output<string>; timeoutSeconds: number }[];
 
   constructor(
     name: string,
@@ -293,6 +295,14 @@ export class MigrationStateMachine extends pulumi.ComponentResource {
     this.eventBusName = bus.name;
     this.bulkJwks = bulk?.jwks;
     this.signingKeyArn = bulk?.signingKeyArn;
+    this.bulkFunctions = bulk
+      ? BULK_STEPS.map((step) => ({
+          id: `bulk-${step}`,
+          name: bulk.functionNames[step],
+          timeoutSeconds:
+            step === "download" ? BULK_DOWNLOAD_TIMEOUT_SECONDS : BULK_STEP_TIMEOUT_SECONDS,
+        }))
+      : [];
     this.registerOutputs({
       bulkJwks: this.bulkJwks,
       signingKeyArn: this.signingKeyArn,

@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { BULK_STEPS } from "../components/bulkFunctions";
 
 import program = require("../index");
 
@@ -47,7 +48,7 @@ function alarmsInOrder(names: string[]): Recorded[] {
 const alarmNames = (p: string) => [
   `${p}-api-5xx-rate`,
   `${p}-api-latency-p99`,
-  ...["authorizer", "app", "registry-export"].flatMap((f) =>
+  ...["authorizer", "app", "registry-export", ...BULK_STEPS.map((s) => `bulk-${s}`)].flatMap((f) =>
     ["errors", "throttles", "duration"].map((m) => `${p}-${f}-${m}`),
   ),
   ...["failed", "timed-out", "throttled"].map((m) => `${p}-migration-${m}`),
@@ -105,6 +106,10 @@ describe("Monitoring", () => {
           ...fn("authorizer", 8000),
           ...fn("app", 8000),
           ...fn("registry-export", 240_000),
+          // the Bulk Data steps: 60 s, the download 900 s
+          ...BULK_STEPS.flatMap((step) =>
+            fn(`bulk-${step}`, step === "download" ? 720_000 : 48_000),
+          ),
           sfn("failed", "ExecutionsFailed"),
           sfn("timed-out", "ExecutionsTimedOut"),
           sfn("throttled", "ExecutionThrottled"),
@@ -195,7 +200,7 @@ describe("Monitoring", () => {
             },
           ],
         );
-        assert.equal(alarmArns.length, 14);
+        assert.equal(alarmArns.length, alarmNames(p).length);
       });
 
       it("has one dashboard whose graphs show exactly the alarms' metrics and the alert rules'", () => {

@@ -291,14 +291,15 @@ describe("compliance rules", () => {
 
   it("does not ask an asymmetric signing key to rotate (KMS cannot)", () => {
     assert.deepEqual(
-      checkAll([
+      messages("kms-key-rotation", [
         res("aws:kms/key:Key", "signing", {
           tags: TAGS,
           keyUsage: "SIGN_VERIFY",
           customerMasterKeySpec: "ECC_NIST_P384",
         }),
+        res("aws:kms/key:Key", "symmetric", { tags: TAGS, enableKeyRotation: false }),
       ]),
-      [],
+      ["key symmetric does not have enableKeyRotation"],
     );
   });
 
