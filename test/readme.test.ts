@@ -61,10 +61,10 @@ describe("the README's walk-through", function () {
     const lines = run.stdout.trim().split("\n");
     assert.match(lines[0], /^\{"status":"ok"/);
     assert.match(lines[1], /^\{"resourceType":"Patient"/);
-    // the search's total, then the figures each step prints, in order
+    // the search's total, the generator's row count, then the figures each step prints, in order
     assert.deepEqual(
       lines.filter((l) => /^(\d+|[A-Z]+)$/.test(l)),
-      ["1", "SUCCEEDED", "100", "204", "SUCCEEDED", "1", "SUCCEEDED", "SUCCEEDED"],
+      ["1", "100", "SUCCEEDED", "100", "204", "SUCCEEDED", "1", "SUCCEEDED", "SUCCEEDED"],
     );
     assert.match(lines.at(-1) ?? "", /curated\/patient\/org=acme\/ingest_date=/);
   });
