@@ -12,10 +12,12 @@ import pytest
 import ingest_fhir
 import legacy_members_to_fhir
 from hoth_glue.runtime import JobError
+from hoth_glue.tokens import id_token, token
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "synthea-10"
 KEY = bytes(range(32))
+P1 = f"Patient/{id_token(KEY, 'Patient', 'p1')}"
 
 # Every direct identifier in the FHIR fixtures: none may appear in curated data.
 CLEAR = [
@@ -100,22 +102,22 @@ def test_ingest_writes_each_table_and_a_report_and_quarantines_bad_lines(
     curated = tmp_path / "curated"
     patient = spark.read.parquet(str(curated / "patient"))
     assert patient.count() == 2
-    grace = patient.where("id = 'p1'").first()
+    grace = patient.where(f"id = '{id_token(KEY, 'Patient', 'p1')}'").first()
     assert (grace.gender, grace.birth_date, grace.state, grace.postal_code_3, grace.deceased) == (
         "female", "1906-12-09", "VA", "222", False,
     )  # fmt: skip
     assert grace.identifier_tokens[0].startswith("tok:")
     assert (grace.org, str(grace.ingest_date), grace.run_id) == ("acme", "2026-11-22", "run-1")
-    assert patient.where("id = 'p2'").first().deceased is True
+    assert patient.where(f"id = '{id_token(KEY, 'Patient', 'p2')}'").first().deceased is True
     obs = spark.read.parquet(str(curated / "observation")).first()
     assert (obs.code_system, obs.code, obs.value_quantity, obs.value_unit, obs.subject_ref) == (
-        "http://loinc.org", "8302-2", 165.5, "cm", "Patient/p1",
+        "http://loinc.org", "8302-2", 165.5, "cm", P1,
     )  # fmt: skip
     cond = spark.read.parquet(str(curated / "condition")).first()
     assert (cond.code, cond.clinical_status, cond.encounter_ref) == (
         "44054006",
         "active",
-        "Encounter/e1",
+        f"Encounter/{id_token(KEY, 'Encounter', 'e1')}",
     )
     enc = spark.read.parquet(str(curated / "encounter")).first()
     assert (enc.class_code, enc.type_code, enc.period_end) == (
@@ -124,9 +126,12 @@ def test_ingest_writes_each_table_and_a_report_and_quarantines_bad_lines(
         "2026-02-01T09:30:00Z",
     )
     cov = spark.read.parquet(str(curated / "coverage")).first()
-    assert (cov.beneficiary_ref, cov.plan, cov.relationship_code) == ("Patient/p1", "GOLD", "self")
+    assert (cov.beneficiary_ref, cov.plan, cov.relationship_code) == (P1, "GOLD", "self")
+    assert cov.payors == [token(KEY, "Plan A")]  # Reference.display: free text
     generic = spark.read.parquet(str(curated / "resource")).collect()
-    assert [(r.resource_type, r.id) for r in generic] == [("Practitioner", "d1")]
+    assert [(r.resource_type, r.id) for r in generic] == [
+        ("Practitioner", id_token(KEY, "Practitioner", "d1"))
+    ]
     quarantine = spark.read.json(str(tmp_path / "quarantine" / "run-1" / "fhir"))
     assert sorted(r.reason for r in quarantine.collect()) == sorted(report["quarantined"])
 
