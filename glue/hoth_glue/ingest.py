@@ -51,10 +51,12 @@ DATE_TIME = r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{
 # A \uD800-\uDBFF escape not followed by \uDC00-\uDFFF, or a low one not after a
 # high one; `(?<!\\)(\\\\)*` makes sure the backslash starts an escape.
 LONE_SURROGATE = (
-    r"(?i)(?<!\\)(?:\\\\)*(?:\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})"
+    r"(?i)(?<!\\)(?:\\\\)*+(?:\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})"
     r"|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2})"
 )
-JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+# Possessive quantifiers only: Java's regex engine recurses per repetition of
+# a backtracking group, which overflows the stack on long strings.
+JSON_STRING = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
 
 CORE = {
     "Patient": "patient",
@@ -160,23 +162,34 @@ def classify(lines: DataFrame, key: bytes) -> DataFrame:
     the raw line, and the core elements as JSON text."""
     lines.sparkSession.conf.set("spark.sql.redaction.string.regex", KEY_LITERAL_REDACTION)
     tokens = NativeTokens(key)
-    value = F.regexp_replace(F.col("value"), "^\ufeff", "")  # a byte order mark
+    # A byte order mark is dropped; nothing else is changed before the checks
+    # (a regex would replace invalid UTF-8 on the way).
+    original = F.col("value")
+    value = F.when(original.startswith("\ufeff"), F.expr("substring(value, 2)")).otherwise(original)
     parsed = lines.select(
         value.alias("value"),
+        original.cast("binary").alias("raw"),
         "source_file",
         F.monotonically_increasing_id().alias("line_no"),
     ).select("*", F.from_json(F.col("value"), ENVELOPE, JSON_OPTIONS).alias("e"))
     line = F.col("value")
-    raw = line.cast("binary")
+    raw = F.col("raw")
     env = F.col("e")
     rt = env.resourceType
     rid = env.id
     meta = F.from_json(env.meta, "lastUpdated string, versionId string")
     updated = meta.lastUpdated
-    # Spark's reader gives every field null when a line is not a JSON object;
-    # a second, lazy parse of `[<line>]` tells why: one JSON value, or not JSON.
+    # Spark's reader gives every field null when a line is not a JSON object, and
+    # ignores what follows a first object (`{...}{...}`, `{...} junk`): a line
+    # is one JSON value when `[<line>]` is an array of one (Jackson's defaults
+    # are strict: no single quotes, NaN or comments). Tokens only, no copies.
     all_null = F.coalesce(*[env[f] for f in ["resourceType", "id", "meta", *TOP_LEVEL]]).isNull()
-    wrapped = F.from_json(F.concat(F.lit("["), line, F.lit("]")), "array<string>", JSON_OPTIONS)
+    one_value = F.json_array_length(F.concat(F.lit("["), line, F.lit("]"))) == 1
+    # json_array_length allows single quotes and NaN: lines that are no object
+    # to the strict reader are parsed once more, strictly (rare, and lazily).
+    strict_value = F.from_json(
+        F.concat(F.lit("["), line, F.lit("]")), "array<string>", JSON_OPTIONS
+    )
     is_object = F.ltrim(line).startswith("{")
     numeric_id_in_line = F.concat(
         F.lit(r'"id"\s*:\s*'), F.regexp_replace(rid, r"([.\-])", r"\\$1"), F.lit(r"\s*[,}]")
@@ -188,7 +201,8 @@ def classify(lines: DataFrame, key: bytes) -> DataFrame:
             INVALID_ENCODING,
         )
         .when(_nesting_deeper_than(line, MAX_DEPTH), TOO_DEEP)
-        .when(all_null & F.coalesce(F.size(wrapped) != 1, F.lit(True)), BAD_JSON)
+        .when(~F.coalesce(one_value, F.lit(False)), BAD_JSON)
+        .when(all_null & strict_value.isNull(), BAD_JSON)
         .when(all_null & ~is_object, NOT_AN_OBJECT)
         .when(rt.isNull() | (rt == ""), MISSING_RESOURCE_TYPE)
         .when(~rt.rlike(RESOURCE_TYPE), INVALID_RESOURCE_TYPE)
@@ -197,7 +211,8 @@ def classify(lines: DataFrame, key: bytes) -> DataFrame:
         # `"id": 5` reads as "5": an id that looks like a bare JSON scalar is
         # refused when the line writes it without quotes.
         .when(
-            ~rid.rlike(ID) | (rid.rlike(BARE_JSON_SCALAR) & F.regexp_like(line, numeric_id_in_line)),
+            ~rid.rlike(ID)
+            | (rid.rlike(BARE_JSON_SCALAR) & F.regexp_like(line, numeric_id_in_line)),
             INVALID_ID,
         )
         .when(
@@ -234,7 +249,7 @@ def classify(lines: DataFrame, key: bytes) -> DataFrame:
         "source_file",
         # The raw line: for quarantine (a superseded duplicate too) and the generic table.
         "value",
-        F.when(reason == INVALID_ENCODING, F.base64(line.cast("binary"))).alias("value_base64"),
+        F.when(reason == INVALID_ENCODING, F.base64(raw)).alias("value_base64"),
         *[F.when(kept & core, env[name]).alias(f"e_{name}") for name in TOP_LEVEL],
     )
 
