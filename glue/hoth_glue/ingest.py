@@ -249,7 +249,10 @@ def classify(lines: DataFrame, key: bytes) -> DataFrame:
         "source_file",
         # The raw line: for quarantine (a superseded duplicate too) and the generic table.
         "value",
-        F.when(reason == INVALID_ENCODING, F.base64(raw)).alias("value_base64"),
+        # Spark's base64 breaks lines every 76 characters: one string instead.
+        F.when(reason == INVALID_ENCODING, F.regexp_replace(F.base64(raw), r"\s", "")).alias(
+            "value_base64"
+        ),
         *[F.when(kept & core, env[name]).alias(f"e_{name}") for name in TOP_LEVEL],
     )
 
