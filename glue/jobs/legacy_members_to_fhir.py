@@ -37,24 +37,22 @@ def main(argv: list[str] | None = None) -> dict:
         .schema(schema)
         .csv(args["input_path"])
     )
-    converted = convert(members, args["org"])
-    converted.resources.persist()
+    # The extract is read once, into this cache; the outputs and counts read the cache.
+    converted = convert(members, args["org"], cache=True)
     try:
+        counts = {
+            r["reason"]: r["count"] for r in converted.rows.groupBy("reason").count().collect()
+        }
         for resource_type in ("Patient", "Coverage"):
             converted.resources.where(F.col("resource_type") == resource_type).select(
                 "json"
             ).write.mode("overwrite").text(join(args["landing_path"], resource_type))
-        quarantined = {
-            r["reason"]: r["count"]
-            for r in converted.quarantine.groupBy("reason").count().collect()
-        }
         converted.quarantine.write.mode("overwrite").json(join(args["quarantine_path"], "legacy"))
-        written = {
-            r["resource_type"]: r["count"]
-            for r in converted.resources.groupBy("resource_type").count().collect()
-        }
     finally:
-        converted.resources.unpersist()
+        converted.rows.unpersist()
+    valid = counts.pop(None, 0)
+    quarantined = counts
+    written = {"Coverage": valid, "Patient": valid} if valid else {}
     report = {
         "job": "legacy_members_to_fhir",
         "runId": args["run_id"],
