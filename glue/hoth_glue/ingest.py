@@ -34,6 +34,7 @@ UNKNOWN_RESOURCE_TYPE = "UNKNOWN_RESOURCE_TYPE"
 MISSING_ID = "MISSING_ID"
 INVALID_ID = "INVALID_ID"
 INVALID_META = "INVALID_META"
+INVALID_ELEMENT = "INVALID_ELEMENT"
 DUPLICATE_SUPERSEDED = "DUPLICATE_SUPERSEDED"
 
 # Limits (glue/README.md): a line longer than this many UTF-8 bytes, or JSON
@@ -65,63 +66,65 @@ CORE = {
     "Condition": "condition",
     "Observation": "observation",
 }
-# Top-level elements the core tables read, kept as raw JSON text by the one
-# parse of each line and parsed with their own type where a table needs them.
+# The one parse of every line reads these top-level elements with their types
+# (only the parts the core tables use; anything else is skipped unread).
+# `class` and `type` differ between core types (Encounter.class is a Coding,
+# Coverage.class a list; Encounter.type a list, Coverage.type a CodeableConcept):
+# they are read as JSON text and parsed, small, by their own table (FRAGMENTS).
+CODING = "struct<coding:array<struct<system:string,code:string,display:string>>>"
+REFERENCE = "struct<reference:string>"
 ELEMENTS = {
-    "Patient": {
-        "identifier": "array<struct<system:string,value:string>>",
-        "name": "array<struct<family:string,given:array<string>>>",
-        "telecom": "array<struct<system:string,value:string>>",
-        "address": (
-            "array<struct<line:array<string>,state:string,postalCode:string,country:string>>"
-        ),
-        "managingOrganization": "struct<reference:string>",
-        "gender": None,
-        "birthDate": None,
-        "deceasedBoolean": None,
-        "deceasedDateTime": None,
-    },
-    "Coverage": {
-        "status": None,
-        "subscriberId": None,
-        "beneficiary": "struct<reference:string>",
-        "subscriber": "struct<reference:string>",
-        "relationship": "struct<coding:array<struct<system:string,code:string>>>",
-        "period": "struct<start:string,end:string>",
-        "payor": "array<struct<reference:string,display:string>>",
-        "class": "array<struct<type:struct<coding:array<struct<code:string>>>,value:string>>",
-    },
-    "Encounter": {
-        "status": None,
-        "class": "struct<system:string,code:string>",
-        "type": "array<struct<coding:array<struct<system:string,code:string,display:string>>>>",
-        "subject": "struct<reference:string>",
-        "period": "struct<start:string,end:string>",
-        "serviceProvider": "struct<reference:string>",
-    },
-    "Condition": {
-        "clinicalStatus": "struct<coding:array<struct<code:string>>>",
-        "verificationStatus": "struct<coding:array<struct<code:string>>>",
-        "code": "struct<coding:array<struct<system:string,code:string,display:string>>>",
-        "subject": "struct<reference:string>",
-        "encounter": "struct<reference:string>",
-        "onsetDateTime": None,
-        "recordedDate": None,
-    },
-    "Observation": {
-        "status": None,
-        "category": "array<struct<coding:array<struct<code:string>>>>",
-        "code": "struct<coding:array<struct<system:string,code:string,display:string>>>",
-        "subject": "struct<reference:string>",
-        "encounter": "struct<reference:string>",
-        "effectiveDateTime": None,
-        "valueQuantity": "struct<value:double,unit:string>",
-        "valueCodeableConcept": "struct<coding:array<struct<system:string,code:string>>>",
-        "valueString": None,
-    },
+    "meta": "struct<lastUpdated:string,versionId:string>",
+    "identifier": "array<struct<system:string,value:string>>",
+    "name": "array<struct<family:string,given:array<string>>>",
+    "telecom": "array<struct<system:string,value:string>>",
+    "address": "array<struct<line:array<string>,state:string,postalCode:string,country:string>>",
+    "managingOrganization": REFERENCE,
+    "gender": "string",
+    "birthDate": "string",
+    "deceasedBoolean": "boolean",
+    "deceasedDateTime": "string",
+    "status": "string",
+    "subscriberId": "string",
+    "beneficiary": REFERENCE,
+    "subscriber": REFERENCE,
+    "relationship": CODING,
+    "period": "struct<start:string,end:string>",
+    "payor": "array<struct<reference:string,display:string>>",
+    "class": "string",
+    "type": "string",
+    "subject": REFERENCE,
+    "serviceProvider": REFERENCE,
+    "clinicalStatus": CODING,
+    "verificationStatus": CODING,
+    "code": CODING,
+    "encounter": REFERENCE,
+    "onsetDateTime": "string",
+    "recordedDate": "string",
+    "category": f"array<{CODING}>",
+    "effectiveDateTime": "string",
+    "valueQuantity": "struct<value:double,unit:string>",
+    "valueCodeableConcept": CODING,
+    "valueString": "string",
 }
-TOP_LEVEL = sorted({e for elements in ELEMENTS.values() for e in elements})
-ENVELOPE = ", ".join(f"`{name}` string" for name in ["resourceType", "id", "meta", *TOP_LEVEL])
+FRAGMENTS = {
+    ("Coverage", "class"): (
+        "array<struct<type:struct<coding:array<struct<code:string>>>,value:string>>"
+    ),
+    ("Encounter", "class"): "struct<system:string,code:string>",
+    ("Encounter", "type"): f"array<{CODING}>",
+}
+TOP_LEVEL = sorted(ELEMENTS)
+CORRUPT = "_corrupt_record"
+UNION = ", ".join(
+    [
+        "`resourceType` string",
+        "`id` string",
+        *[f"`{n}` {t}" for n, t in ELEMENTS.items()],
+        f"`{CORRUPT}` string",
+    ]
+)
+ENVELOPE = "resourceType string, id string, meta string"
 # Three-digit ZIP areas of 20,000 people or fewer (HHS de-identification
 # guidance, 2000 census): Safe Harbor allows only 000 for them.
 RESTRICTED_ZIP3 = [
@@ -154,36 +157,51 @@ JSON_OPTIONS = {
     "allowSingleQuotes": "false",
     "allowNonNumericNumbers": "false",
 }
+PARSE_OPTIONS = {**JSON_OPTIONS, "maxNestingDepth": str(MAX_DEPTH)}
 
 
 def classify(lines: DataFrame, key: bytes) -> DataFrame:
     """lines[value, source_file] -> one row per line: reason (null when kept),
     resource_type, id (the id token), last_updated, the ordering of duplicates,
-    the raw line, and the core elements as JSON text."""
-    lines.sparkSession.conf.set("spark.sql.redaction.string.regex", KEY_LITERAL_REDACTION)
+    the raw line, and the core elements (`e_<name>`) of kept core resources."""
+    session = lines.sparkSession
+    session.conf.set("spark.sql.redaction.string.regex", KEY_LITERAL_REDACTION)
     tokens = NativeTokens(key)
     # A byte order mark is dropped; nothing else is changed before the checks
     # (a regex would replace invalid UTF-8 on the way).
     original = F.col("value")
     value = F.when(original.startswith("\ufeff"), F.expr("substring(value, 2)")).otherwise(original)
-    parsed = lines.select(
+    # The one parse: envelope and core elements, typed. When it fails (not JSON,
+    # too deep, or an element of another JSON type than expected), the line is
+    # read again for its envelope only, as text: those lines are few, and a core
+    # resource among them is quarantined (INVALID_ELEMENT).
+    typed = lines.select(
         value.alias("value"),
         original.cast("binary").alias("raw"),
         "source_file",
         F.monotonically_increasing_id().alias("line_no"),
-    ).select("*", F.from_json(F.col("value"), ENVELOPE, JSON_OPTIONS).alias("e"))
+    ).select("*", F.from_json(F.col("value"), UNION, PARSE_OPTIONS).alias("t"))
+    t = F.col("t")
+    # Spark's reader fills `_corrupt_record` when the line is not JSON it can
+    # read, or when an element has another JSON type than the schema's.
+    typed_ok = t[CORRUPT].isNull()
+    parsed = typed.select(
+        "*",
+        typed_ok.alias("ok"),
+        F.when(~typed_ok, F.from_json(F.col("value"), ENVELOPE, PARSE_OPTIONS)).alias("e"),
+    )
     line = F.col("value")
     raw = F.col("raw")
+    ok = F.col("ok")
     env = F.col("e")
-    rt = env.resourceType
-    rid = env.id
-    meta = F.from_json(env.meta, "lastUpdated string, versionId string")
-    updated = meta.lastUpdated
-    # Spark's reader gives every field null when a line is not a JSON object, and
-    # ignores what follows a first object (`{...}{...}`, `{...} junk`): a line
-    # is one JSON value when `[<line>]` is an array of one (Jackson's defaults
-    # are strict: no single quotes, NaN or comments). Tokens only, no copies.
-    all_null = F.coalesce(*[env[f] for f in ["resourceType", "id", "meta", *TOP_LEVEL]]).isNull()
+    rt = F.when(ok, t.resourceType).otherwise(env.resourceType)
+    rid = F.when(ok, t.id).otherwise(env.id)
+    text_meta = F.from_json(env.meta, "lastUpdated string, versionId string")
+    updated = F.when(ok, t.meta.lastUpdated).otherwise(text_meta.lastUpdated)
+    version = F.when(ok, t.meta.versionId).otherwise(text_meta.versionId)
+    nothing = ~ok & F.coalesce(env.resourceType, env.id, env.meta).isNull()
+    # `[<line>]` is an array of one when the line is one JSON value: Spark's
+    # reader ignores what follows a first object (`{...}{...}`, `{...} junk`).
     one_value = F.json_array_length(F.concat(F.lit("["), line, F.lit("]"))) == 1
     # json_array_length allows single quotes and NaN: lines that are no object
     # to the strict reader are parsed once more, strictly (rare, and lazily).
@@ -197,13 +215,14 @@ def classify(lines: DataFrame, key: bytes) -> DataFrame:
     reason = (
         F.when(F.octet_length(line) > MAX_LINE_BYTES, LINE_TOO_LONG)
         .when(
-            (F.encode(F.decode(raw, "UTF-8"), "UTF-8") != raw) | line.rlike(LONE_SURROGATE),
+            (F.encode(line, "UTF-8") != line.cast("binary"))
+            | (line.contains("\\u") & line.rlike(LONE_SURROGATE)),
             INVALID_ENCODING,
         )
-        .when(_nesting_deeper_than(line, MAX_DEPTH), TOO_DEEP)
+        .when(nothing & _nesting_deeper_than(line, MAX_DEPTH), TOO_DEEP)
         .when(~F.coalesce(one_value, F.lit(False)), BAD_JSON)
-        .when(all_null & strict_value.isNull(), BAD_JSON)
-        .when(all_null & ~is_object, NOT_AN_OBJECT)
+        .when(nothing & strict_value.isNull(), BAD_JSON)
+        .when(nothing & ~is_object, NOT_AN_OBJECT)
         .when(rt.isNull() | (rt == ""), MISSING_RESOURCE_TYPE)
         .when(~rt.rlike(RESOURCE_TYPE), INVALID_RESOURCE_TYPE)
         .when(~rt.isin(sorted(RESOURCE_TYPES)), UNKNOWN_RESOURCE_TYPE)
@@ -215,22 +234,25 @@ def classify(lines: DataFrame, key: bytes) -> DataFrame:
             | (rid.rlike(BARE_JSON_SCALAR) & F.regexp_like(line, numeric_id_in_line)),
             INVALID_ID,
         )
-        .when(
-            env.meta.isNotNull()
-            & (
-                ~F.ltrim(env.meta).startswith("{")
-                | (updated.isNotNull() & ~updated.rlike(DATE_TIME))
-            ),
-            INVALID_META,
-        )
+        .when(~ok & env.meta.isNotNull() & ~F.ltrim(env.meta).startswith("{"), INVALID_META)
+        .when(updated.isNotNull() & ~updated.rlike(DATE_TIME), INVALID_META)
+        .when(~ok & rt.isin(list(CORE)), INVALID_ELEMENT)
     )
     # Computed once (a projection of its own), then read by name.
-    checked = parsed.select("*", reason.alias("reason"), meta.alias("m"))
+    checked = parsed.select(
+        "*",
+        reason.alias("reason"),
+        rt.alias("rt"),
+        rid.alias("rid"),
+        updated.alias("updated"),
+        version.alias("version"),
+    )
     reason = F.col("reason")
+    rt = F.col("rt")
     kept = reason.isNull()
     core = rt.isin(list(CORE))
-    updated = F.col("m.lastUpdated")
-    version = F.col("m.versionId")
+    updated = F.col("updated")
+    version = F.col("version")
     return checked.select(
         "reason",
         F.when(
@@ -238,7 +260,7 @@ def classify(lines: DataFrame, key: bytes) -> DataFrame:
             & F.coalesce(~reason.isin(LINE_TOO_LONG, INVALID_ENCODING, TOO_DEEP), F.lit(True)),
             rt,
         ).alias("resource_type"),
-        F.when(kept, tokens.id_token(rt, rid)).alias("id"),
+        F.when(kept, tokens.id_token(rt, F.col("rid"))).alias("id"),
         F.when(kept, updated).alias("last_updated"),
         # Duplicates: the latest lastUpdated wins, then the highest versionId
         # (numerically when both are numbers), then the later line.
@@ -253,7 +275,7 @@ def classify(lines: DataFrame, key: bytes) -> DataFrame:
         F.when(reason == INVALID_ENCODING, F.regexp_replace(F.base64(raw), r"\s", "")).alias(
             "value_base64"
         ),
-        *[F.when(kept & core, env[name]).alias(f"e_{name}") for name in TOP_LEVEL],
+        *[F.when(kept & core, t[name]).alias(f"e_{name}") for name in TOP_LEVEL if name != "meta"],
     )
 
 
@@ -300,9 +322,9 @@ def quarantine(classified: DataFrame) -> DataFrame:
 
 
 def _element(resource_type: str, name: str) -> Column:
-    schema = ELEMENTS[resource_type][name]
-    text = F.col(f"e_{name}")
-    return text if schema is None else F.from_json(text, schema)
+    schema = FRAGMENTS.get((resource_type, name))
+    value = F.col(f"e_{name}")
+    return value if schema is None else F.from_json(value, schema)
 
 
 def _flatten(resource_type: str, tokens: NativeTokens) -> list[Column]:
@@ -317,9 +339,9 @@ def _flatten(resource_type: str, tokens: NativeTokens) -> list[Column]:
         return [
             F.col("e_gender").alias("gender"),
             F.col("e_birthDate").alias("birth_date"),
-            F.coalesce(
-                F.col("e_deceasedBoolean").cast("boolean"), F.col("e_deceasedDateTime").isNotNull()
-            ).alias("deceased"),
+            F.coalesce(F.col("e_deceasedBoolean"), F.col("e_deceasedDateTime").isNotNull()).alias(
+                "deceased"
+            ),
             F.transform(el("identifier"), lambda i: tok(i.value)).alias("identifier_tokens"),
             F.transform(el("identifier"), lambda i: i.system).alias("identifier_systems"),
             F.transform(el("name"), lambda n: tok(n.family)).alias("family_name_tokens"),

@@ -50,10 +50,26 @@ def reasons(spark, tmp_path, lines):
         (b'{"resourceType":"Patient","id":"has space"}', I.INVALID_ID),
         (b'{"resourceType":"Patient","id":"x","meta":"yesterday"}', I.INVALID_META),
         (b'{"resourceType":"Patient","id":"x","meta":{"lastUpdated":5}}', I.INVALID_META),
+        (b'{"resourceType":"Patient","id":"x","name":"Bob"}', I.INVALID_ELEMENT),
+        (b'{"resourceType":"Patient","id":"x","deceasedBoolean":"yes"}', I.INVALID_ELEMENT),
+        (
+            b'{"resourceType":"Observation","id":"x","valueQuantity":{"value":"9"}}',
+            I.INVALID_ELEMENT,
+        ),
     ],
 )
 def test_names_the_reason_a_line_is_refused(spark, tmp_path, line, reason):
     assert reasons(spark, tmp_path, [line]) == [(reason, 1)]
+
+
+def test_keeps_other_types_whose_elements_differ_from_the_core_types(spark, tmp_path):
+    lines = [
+        b'{"resourceType":"Organization","id":"o","name":"General Hospital","type":[{"text":"x"}]}',
+        b'{"resourceType":"Procedure","id":"p","category":{"text":"surgery"},"status":"done"}',
+        b'{"resourceType":"Coverage","id":"c","type":{"text":"medical"},"class":[{"value":"G"}]}',
+    ]
+    got = run(spark, tmp_path, lines)
+    assert list(got) == [None] and len(got[None]) == 3
 
 
 def test_keeps_a_numeric_looking_id_written_as_a_string(spark, tmp_path):
