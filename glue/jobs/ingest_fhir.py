@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.sql import functions as F
 
@@ -88,23 +89,37 @@ def main(argv: list[str] | None = None) -> dict:
             else:
                 quarantined[row["reason"]] = quarantined.get(row["reason"], 0) + row["lines"]
         if quarantined.get(DUPLICATE_SUPERSEDED):
+            # Filled here, before the concurrent writes read it; the first cache goes.
             classified = deduplicate(classified).persist()
             cached.append(classified)
+            classified.count()
+            cached.pop(0).unpersist()
         result = ingest(lines, key, classified)
         rows_per_table = {table: written.get(rt, 0) for rt, table in CORE.items()}
         rows_per_table["resource"] = sum(n for rt, n in written.items() if rt not in CORE)
-        for table, df in result.tables.items():
+
+        def write_table(table: str) -> None:
             # The run's partition, written at its literal path: an overwrite
             # replaces exactly that partition, and a table the run has no rows
             # for loses what an earlier attempt of the same run wrote there.
             path = partition_path(spark, args["curated_path"], table, args)
             if rows_per_table[table]:
-                df.write.mode("overwrite").parquet(path)
+                result.tables[table].write.mode("overwrite").parquet(path)
             else:
                 delete_path(spark, path)
-        # Its own subfolder: an overwrite of the run's whole quarantine path
-        # would delete what legacy_members_to_fhir put in <quarantine_path>/legacy/.
-        result.quarantine.write.mode("overwrite").json(join(args["quarantine_path"], "fhir"))
+
+        def write_quarantine() -> None:
+            # Its own subfolder: an overwrite of the run's whole quarantine path
+            # would delete what legacy_members_to_fhir put in <quarantine_path>/legacy/.
+            result.quarantine.write.mode("overwrite").json(join(args["quarantine_path"], "fhir"))
+
+        # The writes all read the cache and are independent: run as concurrent
+        # Spark jobs, one's planning and commit overlap another's tasks.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            writes = [pool.submit(write_table, table) for table in result.tables]
+            writes.append(pool.submit(write_quarantine))
+            for write in writes:
+                write.result()
     finally:
         for df in cached:
             df.unpersist()

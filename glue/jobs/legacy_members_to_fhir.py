@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.sql import functions as F
 
@@ -43,11 +44,22 @@ def main(argv: list[str] | None = None) -> dict:
         counts = {
             r["reason"]: r["count"] for r in converted.rows.groupBy("reason").count().collect()
         }
-        for resource_type in ("Patient", "Coverage"):
+
+        def write_resources(resource_type: str) -> None:
             converted.resources.where(F.col("resource_type") == resource_type).select(
                 "json"
             ).write.mode("overwrite").text(join(args["landing_path"], resource_type))
-        converted.quarantine.write.mode("overwrite").json(join(args["quarantine_path"], "legacy"))
+
+        def write_quarantine() -> None:
+            path = join(args["quarantine_path"], "legacy")
+            converted.quarantine.write.mode("overwrite").json(path)
+
+        # Independent writes from the cache: concurrent Spark jobs.
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            writes = [pool.submit(write_resources, t) for t in ("Patient", "Coverage")]
+            writes.append(pool.submit(write_quarantine))
+            for write in writes:
+                write.result()
     finally:
         converted.rows.unpersist()
     valid = counts.pop(None, 0)
