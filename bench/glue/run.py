@@ -7,6 +7,7 @@ tenth of the size, each figure the median of 3:
   hoth_glue.generate), the floor on the same files (pyarrow reads each NDJSON
   file and writes its rows to Parquet, one process), their ratio, resources
   per second, and the time ratio 4N/N;
+- the same job as it was before issue 18 (bench/glue/ingest_before.py) at N;
 - legacy_members_to_fhir through its main() at N members, the same job as it
   was before issue 18 (bench/glue/legacy_before.py, which read its input three
   times), and a pyarrow CSV floor (read the CSV, write its rows to Parquet).
@@ -24,6 +25,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -90,6 +92,7 @@ def main() -> None:
         SecretString=json.dumps({"key": base64.b64encode(os.urandom(32)).decode()}),
     )
 
+    import ingest_before
     import legacy_before
 
     import ingest_fhir
@@ -108,34 +111,29 @@ def main() -> None:
             "--quarantine_path", str(work / f"q{i}"), "--report_path", str(work / f"r{i}"),
         ]  # fmt: skip
 
-    results: dict[str, float] = {}
+    results: dict[str, float | None] = {}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
 
-        def fhir_runs(size: int) -> tuple[float, float]:
+        def fhir_runs(size: int, before: bool) -> tuple[float, float, float | None]:
             work = base / f"fhir-{size}"
             fhir(size, 42, work / "in")
-            report: dict = {}
 
-            def job(i: int) -> None:
-                report.update(
-                    ingest_fhir.main(
-                        [
-                            *common(work, i),
-                            "--input_path",
-                            str(work / "in"),
-                            "--curated_path",
-                            str(work / "curated"),
-                            "--tokenization_secret_id",
-                            "bench/tokenization",
-                        ]  # fmt: skip
-                    )
-                )
+            def run_with(module) -> Callable[[int], None]:
+                def job(i: int) -> None:
+                    argv = [*common(work, i), "--input_path", str(work / "in")]
+                    argv += ["--curated_path", str(work / "curated")]
+                    argv += ["--tokenization_secret_id", "bench/tokenization"]
+                    report = module.main(argv)
+                    assert sum(report["written"].values()) == size, report
 
-            seconds = median_of_3(job)
-            assert sum(report["written"].values()) == size, report
+                return job
+
+            seconds = median_of_3(run_with(ingest_fhir))
+            previous = median_of_3(run_with(ingest_before)) if before else None
             floor = median_of_3(lambda i: pyarrow_fhir_floor(work / "in", work / f"floor{i}"))
-            return seconds, floor
+            shutil.rmtree(work)
+            return seconds, floor, previous
 
         def legacy_runs(size: int) -> tuple[float, float, float]:
             work = base / f"legacy-{size}"
@@ -164,11 +162,15 @@ def main() -> None:
             return now, before, floor
 
         # Warm-up: every code path once at a tenth of the size (Python workers, JIT).
-        fhir_runs(args.small // 10)
+        fhir_runs(args.small // 10, True)
         legacy_runs(args.legacy // 10)
 
         for size in (args.small, args.fhir, 4 * args.fhir):
-            results[f"fhir {size}"], results[f"fhir floor {size}"] = fhir_runs(size)
+            (
+                results[f"fhir {size}"],
+                results[f"fhir floor {size}"],
+                results[f"fhir before {size}"],  # type: ignore[assignment]
+            ) = fhir_runs(size, size == args.fhir)
         (
             results["legacy"],
             results["legacy before"],
@@ -182,8 +184,13 @@ def main() -> None:
     print("| job | input | seconds | resources/s | pyarrow floor | job / floor |")
     print("|---|---|---|---|---|---|")
     for size in (args.small, args.fhir, 4 * args.fhir):
-        s, f = results[f"fhir {size}"], results[f"fhir floor {size}"]
-        print(f"| ingest_fhir | {size:,} | {s:.2f} | {size / s:,.0f} | {f:.2f} s | {s / f:.1f}x |")
+        f = results[f"fhir floor {size}"]
+        for label, key in (("ingest_fhir", "fhir"), ("... before issue 18", "fhir before")):
+            s = results[f"{key} {size}"]
+            if s is not None:
+                print(
+                    f"| {label} | {size:,} | {s:.2f} | {size / s:,.0f} | {f:.2f} s | {s / f:.1f}x |"
+                )
     n = args.legacy
     for label, key in (
         ("legacy_members_to_fhir", "legacy"),
@@ -195,6 +202,8 @@ def main() -> None:
     print()
     ratio = results[f"fhir {4 * args.fhir}"] / results[f"fhir {args.fhir}"]
     print(f"ingest_fhir {4 * args.fhir:,} / {args.fhir:,}: {ratio:.2f}x the time (target <= 4.2x)")
+    speedup = results[f"fhir before {args.fhir}"] / results[f"fhir {args.fhir}"]
+    print(f"ingest_fhir before / now at {args.fhir:,}: {speedup:.2f}x")
     speedup = results["legacy before"] / results["legacy"]
     print(f"legacy_members_to_fhir before / now at {n:,}: {speedup:.2f}x (target >= 2x)")
     spark.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 COLUMNS = [
@@ -82,14 +82,30 @@ def stable_id(kind: str, org: str, member_id: Column) -> Column:
     )
 
 
-def with_reasons(members: DataFrame) -> DataFrame:
-    """Adds `reason` (null when the row maps) to every row."""
-    first = Window.partitionBy("member_id").orderBy(F.monotonically_increasing_id())
-    rows = members.withColumn("_n", F.row_number().over(first))
+def duplicated_members(members: DataFrame) -> DataFrame:
+    """(member_id, _first) for the member ids that come more than once: only keys
+    are shuffled, and the result (usually empty or small) joins back by broadcast."""
+    return (
+        members.where(~_blank("member_id"))
+        .groupBy("member_id")
+        .agg(F.count(F.lit(1)).alias("_copies"), F.min("_line").alias("_first"))
+        .where(F.col("_copies") > 1)
+        .select("member_id", "_first")
+    )
+
+
+def with_reasons(members: DataFrame, duplicated: DataFrame | None = None) -> DataFrame:
+    """Adds `reason` (null when the row maps) to every row of `members`, which
+    has a `_line` column in file order (the first row of a member id wins)."""
+    if duplicated is None:
+        duplicated = duplicated_members(members)
+    rows = members.join(duplicated, "member_id", "left")
     relationship = F.lower(F.coalesce(_nonblank("relationship"), F.lit("self")))
     reason = (
         F.when(_blank("member_id"), MISSING_MEMBER_ID)
-        .when(F.col("_n") > 1, DUPLICATE_MEMBER_ID)
+        .when(
+            F.col("_first").isNotNull() & (F.col("_line") != F.col("_first")), DUPLICATE_MEMBER_ID
+        )
         .when(_blank("first_name") & _blank("last_name"), MISSING_NAME)
         .when(
             ~_valid_date("birth_date") | (F.to_date("birth_date", "yyyy-MM-dd") > F.current_date()),
@@ -106,7 +122,7 @@ def with_reasons(members: DataFrame) -> DataFrame:
         )
         .when(~relationship.isin(RELATIONSHIPS), INVALID_RELATIONSHIP)
     )
-    return rows.withColumn("reason", reason).drop("_n")
+    return rows.withColumn("reason", reason).drop("_first")
 
 
 def _nonblank(c: str) -> Column:
@@ -219,14 +235,20 @@ class Converted:
     resources: DataFrame  # resource_type, json
     quarantine: DataFrame  # reason, record (the row as JSON)
     rows: DataFrame  # every row of the extract with its reason (null when it maps)
+    cached: list[DataFrame]  # what convert(cache=True) persisted: the caller unpersists it
 
 
 def convert(members: DataFrame, org: str, cache: bool = False) -> Converted:
-    """The resources and the quarantine; with `cache`, both come from one cached
-    read of the extract (the caller unpersists `rows`)."""
-    rows = with_reasons(members.select(*COLUMNS))
+    """The resources and the quarantine; with `cache`, everything comes from one
+    cached read of the extract."""
+    lined = members.select(*COLUMNS, F.monotonically_increasing_id().alias("_line"))
+    duplicated = None
+    cached = []
     if cache:
-        rows = rows.persist()
+        lined = lined.persist()
+        duplicated = duplicated_members(lined).persist()
+        cached = [lined, duplicated]
+    rows = with_reasons(lined, duplicated)
     valid = rows.where(F.col("reason").isNull())
     refused = rows.where(F.col("reason").isNotNull()).select(
         "reason", F.to_json(F.struct(*COLUMNS)).alias("record")
@@ -235,4 +257,5 @@ def convert(members: DataFrame, org: str, cache: bool = False) -> Converted:
         resources=patients(valid, org).unionByName(coverages(valid, org)),
         quarantine=refused,
         rows=rows,
+        cached=cached,
     )

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
             for write in writes:
                 write.result()
     finally:
-        converted.rows.unpersist()
+        for df in converted.cached:
+            df.unpersist()
     valid = counts.pop(None, 0)
     quarantined = counts
     written = {"Coverage": valid, "Patient": valid} if valid else {}

@@ -122,6 +122,14 @@ def test_quarantines_nesting_deeper_than_the_limit(spark, tmp_path):
     got = run(spark, tmp_path, lines)
     assert len(got[I.TOO_DEEP]) == 3
     assert [r.id for r in got[None]] == [id_token(KEY, "Patient", f"d{(I.MAX_DEPTH - 3) // 2}")]
+
+    # The boundary: the resource is depth 1, so 63 arrays inside it are 64 deep.
+    def depth(d: int) -> bytes:
+        return f'{{"resourceType":"Basic","id":"b{d}","x":{"[" * (d - 1)}{"]" * (d - 1)}}}'.encode()
+
+    got = run(spark, tmp_path, [depth(I.MAX_DEPTH), depth(I.MAX_DEPTH + 1)])
+    assert [r.id for r in got[None]] == [id_token(KEY, "Basic", f"b{I.MAX_DEPTH}")]
+    assert len(got[I.TOO_DEEP]) == 1
     # Brackets inside strings do not count.
     strings = b'{"resourceType":"Patient","id":"b","text":{"div":"' + b"[{" * 200 + b'"}}'
     assert list(run(spark, tmp_path, [strings])) == [None]
