@@ -1,12 +1,12 @@
 """ingest_fhir transforms: FHIR NDJSON lines -> curated, de-identified tables.
 
 Every line is parsed once, natively (Spark's JSON reader, no Python worker):
-the envelope and the top-level elements the core tables use are read as raw
-JSON text, checked, and each core table is flattened from its own elements
-with tokens computed by Spark (tokens.NativeTokens). Only the generic
-`resource` table, whose whole document is de-identified by the allow-list in
-scrub.py, goes through Python (an Arrow batch UDF over those rows only).
-Every input line ends in exactly one table or in quarantine.
+the envelope and, typed, the top-level elements the core tables use; the line
+is checked, and each core table is flattened from its elements with tokens
+computed by Spark (tokens.NativeTokens). Only the generic `resource` table,
+whose whole document is de-identified by the allow-list in scrub.py, goes
+through Python (an Arrow batch UDF over those rows only). Every input line
+ends in exactly one table or in quarantine.
 """
 
 from __future__ import annotations
@@ -136,10 +136,11 @@ RESTRICTED_ZIP3 = [
 def _nesting_deeper_than(value: Column, depth: int) -> Column:
     """True when the JSON text nests objects/arrays deeper than `depth`.
 
-    Strings are removed, then the brackets left; each pass of removing `()`
-    pairs takes one level away, so `depth` passes empty the text unless it
-    nests deeper. Lines with no more than `depth` opening brackets cannot and
-    skip the passes.
+    The JSON reader enforces the limit (`maxNestingDepth`); this names the
+    reason for the lines it refused. Strings are removed, then all but the
+    brackets; each pass of removing `()` pairs takes one level away, so `depth`
+    passes empty the text unless it nests deeper. Lines with no more than
+    `depth` opening brackets cannot, and skip the passes.
     """
     openers = F.length(value) - F.length(F.translate(value, "{[", ""))
     brackets = F.translate(
@@ -429,6 +430,9 @@ def generic_table(classified: DataFrame, key: bytes) -> DataFrame:
     """Every other resource type: type, id token, last updated, de-identified JSON."""
     import json
 
+    # The lines here passed Spark's strict reader (UTF-8, no lone surrogates,
+    # at most MAX_DEPTH deep, numbers Jackson can read), so Python's reader
+    # takes them too and the recursion of scrub() is bounded.
     @pandas_udf("string")
     def deidentify(values: pd.Series) -> pd.Series:
         return pd.Series(
