@@ -100,6 +100,9 @@ def main() -> None:
     from hoth_glue.generate import fhir, legacy
     from hoth_glue.runtime import spark_session
 
+    # The Python workers import the baselines' UDFs from bench/glue.
+    paths = [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     load_before = load()
     spark = spark_session("hoth-bench")
     spark.sparkContext.setLogLevel("ERROR")
