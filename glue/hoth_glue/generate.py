@@ -2,6 +2,7 @@
 
     python -m hoth_glue.generate fhir --resources N --seed S --out DIR [--bad-fraction F]
     python -m hoth_glue.generate legacy --members N --seed S --out FILE [--bad-fraction F]
+                                        [--edge-rows]
 
 FHIR output is Bulk Data style (one `<Type>.000.ndjson` per type): Patients,
 their Coverage, Encounters, Conditions, Observations and Procedures (the
@@ -140,13 +141,62 @@ def fhir(resources: int, seed: int, out: Path, bad_fraction: float = 0.0) -> dic
     return written
 
 
-def legacy(members: int, seed: int, out: Path, bad_fraction: float = 0.0) -> int:
-    """Writes a legacy member CSV with `members` rows; returns the row count."""
+# Rows at the edges of the legacy format (issue 13), appended by --edge-rows:
+# (member_id, what the row tests, the fields that differ from a complete row,
+# the quarantine reason or None when the row maps). Every optional field blank,
+# impossible dates, whitespace-only names (Unicode white space included).
+EDGE_ROWS: list[tuple[str, str, dict[str, str], str | None]] = [
+    (
+        "E001",
+        "every optional field blank",
+        {
+            "address_line": "", "city": "", "state": "", "postal_code": "", "phone": "",
+            "email": "", "plan_id": "", "group_id": "", "subscriber_id": "",
+            "relationship": "", "coverage_end": "",
+        },
+        None,
+    ),
+    ("E002", "birth date in year 0000", {"birth_date": "0000-01-01"}, "INVALID_BIRTH_DATE"),
+    ("E003", "birth date Feb 30", {"birth_date": "1970-02-30"}, "INVALID_BIRTH_DATE"),
+    ("E004", "whitespace-only first name", {"first_name": "   "}, None),
+    (
+        "E005",
+        "whitespace-only names (tab, no-break space)",
+        {"first_name": "\t", "last_name": "\u00a0 "},
+        "MISSING_NAME",
+    ),
+    ("E006", "coverage end Feb 30", {"coverage_end": "2027-02-30"}, "INVALID_COVERAGE_PERIOD"),
+    (
+        "E007",
+        "blank last name, whitespace-only address line and phone",
+        {"last_name": "", "address_line": " \t ", "phone": "  ", "group_id": " "},
+        None,
+    ),
+    (
+        "E008",
+        "coverage start in year 0000",
+        {"coverage_start": "0000-01-01"},
+        "INVALID_COVERAGE_PERIOD",
+    ),
+    (
+        "E009",
+        "blank e-mail and plan, padded values",
+        {"email": "", "plan_id": "", "first_name": " Zoë ", "state": " IL "},
+        None,
+    ),
+]  # fmt: skip
+
+
+def legacy(
+    members: int, seed: int, out: Path, bad_fraction: float = 0.0, edge_rows: bool = False
+) -> int:
+    """Writes a legacy member CSV (UTF-8) with `members` generated rows, then the
+    EDGE_ROWS when asked; returns the row count."""
     from .legacy import COLUMNS
 
     rng = random.Random(seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as f:
+    with out.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(COLUMNS)
         for i in range(members):
@@ -174,7 +224,19 @@ def legacy(members: int, seed: int, out: Path, bad_fraction: float = 0.0) -> int
                     ["", "1990-13-45", "X"]
                 )
             w.writerow([row[c] for c in COLUMNS])
-    return members
+        if edge_rows:
+            for member_id, _, fields, _ in EDGE_ROWS:
+                row = {
+                    "member_id": member_id, "first_name": "Edge", "last_name": "Case",
+                    "birth_date": "1980-05-17", "sex": "F", "address_line": "1 Edge Way",
+                    "city": "Springfield", "state": "IL", "postal_code": "62701",
+                    "phone": "555-0100", "email": f"{member_id.lower()}@example.org",
+                    "plan_id": "GOLD", "group_id": "G1", "subscriber_id": f"S-{member_id}",
+                    "relationship": "self", "coverage_start": "2026-01-01", "coverage_end": "",
+                    **fields,
+                }  # fmt: skip
+                w.writerow([row[c] for c in COLUMNS])
+    return members + (len(EDGE_ROWS) if edge_rows else 0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -188,11 +250,14 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--seed", type=int, default=1)
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--bad-fraction", type=float, default=0.0)
+    g.add_argument(
+        "--edge-rows", action="store_true", help="append the EDGE_ROWS (see generate.py)"
+    )
     a = parser.parse_args(argv)
     if a.kind == "fhir":
         print(json.dumps(fhir(a.resources, a.seed, a.out, a.bad_fraction)))
     else:
-        print(legacy(a.members, a.seed, a.out, a.bad_fraction))
+        print(legacy(a.members, a.seed, a.out, a.bad_fraction, a.edge_rows))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 COLUMNS = [
@@ -36,6 +36,11 @@ MEMBER_ID_SYSTEM = "https://hoth.example/fhir/legacy-member-id"
 GENDER = {"M": "male", "F": "female", "O": "other", "U": "unknown"}
 RELATIONSHIPS = ["self", "spouse", "child", "other"]
 DATE = r"^\d{4}-\d{2}-\d{2}$"
+# What a blank is made of: Unicode white space (Java's \s is ASCII only).
+WHITESPACE = (
+    "\t\n\u000b\f\r \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 
 # Quarantine reason codes, checked in this order.
 MISSING_MEMBER_ID = "MISSING_MEMBER_ID"
@@ -47,12 +52,21 @@ INVALID_COVERAGE_PERIOD = "INVALID_COVERAGE_PERIOD"
 INVALID_RELATIONSHIP = "INVALID_RELATIONSHIP"
 
 
+def _trim(c: str) -> Column:
+    return F.btrim(F.col(c), F.lit(WHITESPACE))
+
+
 def _blank(c: str) -> Column:
-    return F.col(c).isNull() | (F.trim(F.col(c)) == "")
+    return F.col(c).isNull() | (_trim(c) == "")
 
 
 def _valid_date(c: str) -> Column:
-    return F.col(c).rlike(DATE) & F.to_date(F.col(c), "yyyy-MM-dd").isNotNull()
+    """A real calendar date (no Feb 30) of year 0001 or later, as FHIR's date needs."""
+    return (
+        F.col(c).rlike(DATE)
+        & F.to_date(F.col(c), "yyyy-MM-dd").isNotNull()
+        & ~F.col(c).startswith("0000")
+    )
 
 
 def stable_id(kind: str, org: str, member_id: Column) -> Column:
@@ -68,20 +82,36 @@ def stable_id(kind: str, org: str, member_id: Column) -> Column:
     )
 
 
-def with_reasons(members: DataFrame) -> DataFrame:
-    """Adds `reason` (null when the row maps) to every row."""
-    first = Window.partitionBy("member_id").orderBy(F.monotonically_increasing_id())
-    rows = members.withColumn("_n", F.row_number().over(first))
-    relationship = F.lower(F.coalesce(F.trim("relationship"), F.lit("self")))
+def duplicated_members(members: DataFrame) -> DataFrame:
+    """(member_id, _first) for the member ids that come more than once: only keys
+    are shuffled, and the result (usually empty or small) joins back by broadcast."""
+    return (
+        members.where(~_blank("member_id"))
+        .groupBy("member_id")
+        .agg(F.count(F.lit(1)).alias("_copies"), F.min("_line").alias("_first"))
+        .where(F.col("_copies") > 1)
+        .select("member_id", "_first")
+    )
+
+
+def with_reasons(members: DataFrame, duplicated: DataFrame | None = None) -> DataFrame:
+    """Adds `reason` (null when the row maps) to every row of `members`, which
+    has a `_line` column in file order (the first row of a member id wins)."""
+    if duplicated is None:
+        duplicated = duplicated_members(members)
+    rows = members.join(duplicated, "member_id", "left")
+    relationship = F.lower(F.coalesce(_nonblank("relationship"), F.lit("self")))
     reason = (
         F.when(_blank("member_id"), MISSING_MEMBER_ID)
-        .when(F.col("_n") > 1, DUPLICATE_MEMBER_ID)
+        .when(
+            F.col("_first").isNotNull() & (F.col("_line") != F.col("_first")), DUPLICATE_MEMBER_ID
+        )
         .when(_blank("first_name") & _blank("last_name"), MISSING_NAME)
         .when(
             ~_valid_date("birth_date") | (F.to_date("birth_date", "yyyy-MM-dd") > F.current_date()),
             INVALID_BIRTH_DATE,
         )
-        .when(~F.upper(F.trim("sex")).isin(list(GENDER)), INVALID_SEX)
+        .when(~F.upper(_trim("sex")).isin(list(GENDER)), INVALID_SEX)
         .when(
             ~_valid_date("coverage_start")
             | (
@@ -92,11 +122,16 @@ def with_reasons(members: DataFrame) -> DataFrame:
         )
         .when(~relationship.isin(RELATIONSHIPS), INVALID_RELATIONSHIP)
     )
-    return rows.withColumn("reason", reason).drop("_n")
+    return rows.withColumn("reason", reason).drop("_first")
 
 
 def _nonblank(c: str) -> Column:
-    return F.when(_blank(c), None).otherwise(F.trim(F.col(c)))
+    return F.when(_blank(c), None).otherwise(_trim(c))
+
+
+def _present(array: Column) -> Column:
+    """The array, or null (left out of the JSON) when it is empty: FHIR has no empty arrays."""
+    return F.when(F.size(array) > 0, array)
 
 
 def patients(valid: DataFrame, org: str) -> DataFrame:
@@ -109,29 +144,38 @@ def patients(valid: DataFrame, org: str) -> DataFrame:
         lambda t: t.value.isNotNull(),
     )
     given = F.filter(F.array(_nonblank("first_name")), lambda g: g.isNotNull())
+    address_given = ~(
+        _blank("address_line") & _blank("city") & _blank("state") & _blank("postal_code")
+    )
     patient = F.struct(
         F.lit("Patient").alias("resourceType"),
         stable_id("Patient", org, F.col("member_id")).alias("id"),
         F.array(
             F.struct(
                 F.lit(MEMBER_ID_SYSTEM).alias("system"),
-                F.trim("member_id").alias("value"),
+                _trim("member_id").alias("value"),
             )
         ).alias("identifier"),
-        F.array(F.struct(_nonblank("last_name").alias("family"), given.alias("given"))).alias(
-            "name"
-        ),
-        telecom.alias("telecom"),
-        gender[F.upper(F.trim("sex"))].alias("gender"),
-        F.col("birth_date").alias("birthDate"),
+        # with_reasons guarantees a family or a given name.
         F.array(
-            F.struct(
-                F.filter(F.array(_nonblank("address_line")), lambda x: x.isNotNull()).alias("line"),
-                _nonblank("city").alias("city"),
-                _nonblank("state").alias("state"),
-                _nonblank("postal_code").alias("postalCode"),
-                F.lit("US").alias("country"),
-            )
+            F.struct(_nonblank("last_name").alias("family"), _present(given).alias("given"))
+        ).alias("name"),
+        _present(telecom).alias("telecom"),
+        gender[F.upper(_trim("sex"))].alias("gender"),
+        F.col("birth_date").alias("birthDate"),
+        F.when(
+            address_given,
+            F.array(
+                F.struct(
+                    _present(
+                        F.filter(F.array(_nonblank("address_line")), lambda x: x.isNotNull())
+                    ).alias("line"),
+                    _nonblank("city").alias("city"),
+                    _nonblank("state").alias("state"),
+                    _nonblank("postal_code").alias("postalCode"),
+                    F.lit("US").alias("country"),
+                )
+            ),
         ).alias("address"),
     )
     return valid.select(F.lit("Patient").alias("resource_type"), F.to_json(patient).alias("json"))
@@ -148,7 +192,7 @@ def coverages(valid: DataFrame, org: str) -> DataFrame:
         )
 
     patient_ref = F.concat(F.lit("Patient/"), stable_id("Patient", org, F.col("member_id")))
-    relationship = F.lower(F.coalesce(F.trim("relationship"), F.lit("self")))
+    relationship = F.lower(F.coalesce(_nonblank("relationship"), F.lit("self")))
     coverage = F.struct(
         F.lit("Coverage").alias("resourceType"),
         stable_id("Coverage", org, F.col("member_id")).alias("id"),
@@ -158,7 +202,7 @@ def coverages(valid: DataFrame, org: str) -> DataFrame:
         )
         .otherwise("cancelled")
         .alias("status"),
-        F.coalesce(_nonblank("subscriber_id"), F.trim("member_id")).alias("subscriberId"),
+        F.coalesce(_nonblank("subscriber_id"), _trim("member_id")).alias("subscriberId"),
         F.struct(patient_ref.alias("reference")).alias("beneficiary"),
         F.struct(
             F.array(
@@ -176,9 +220,11 @@ def coverages(valid: DataFrame, org: str) -> DataFrame:
         F.array(
             F.struct(F.coalesce(_nonblank("plan_id"), F.lit("unknown")).alias("display"))
         ).alias("payor"),
-        F.filter(
-            F.array(klass("plan", "plan_id"), klass("group", "group_id")),
-            lambda c: c.value.isNotNull(),
+        _present(
+            F.filter(
+                F.array(klass("plan", "plan_id"), klass("group", "group_id")),
+                lambda c: c.value.isNotNull(),
+            )
         ).alias("class"),
     )
     return valid.select(F.lit("Coverage").alias("resource_type"), F.to_json(coverage).alias("json"))
@@ -188,14 +234,28 @@ def coverages(valid: DataFrame, org: str) -> DataFrame:
 class Converted:
     resources: DataFrame  # resource_type, json
     quarantine: DataFrame  # reason, record (the row as JSON)
+    rows: DataFrame  # every row of the extract with its reason (null when it maps)
+    cached: list[DataFrame]  # what convert(cache=True) persisted: the caller unpersists it
 
 
-def convert(members: DataFrame, org: str) -> Converted:
-    rows = with_reasons(members.select(*COLUMNS))
+def convert(members: DataFrame, org: str, cache: bool = False) -> Converted:
+    """The resources and the quarantine; with `cache`, everything comes from one
+    cached read of the extract."""
+    lined = members.select(*COLUMNS, F.monotonically_increasing_id().alias("_line"))
+    duplicated = None
+    cached = []
+    if cache:
+        lined = lined.persist()
+        duplicated = duplicated_members(lined).persist()
+        cached = [lined, duplicated]
+    rows = with_reasons(lined, duplicated)
     valid = rows.where(F.col("reason").isNull())
     refused = rows.where(F.col("reason").isNotNull()).select(
         "reason", F.to_json(F.struct(*COLUMNS)).alias("record")
     )
     return Converted(
-        resources=patients(valid, org).unionByName(coverages(valid, org)), quarantine=refused
+        resources=patients(valid, org).unionByName(coverages(valid, org)),
+        quarantine=refused,
+        rows=rows,
+        cached=cached,
     )

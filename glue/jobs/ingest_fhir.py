@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.sql import functions as F
 
 from hoth_glue.args import resolve
-from hoth_glue.ingest import ingest, with_partition
+from hoth_glue.ingest import CORE, DUPLICATE_SUPERSEDED, classify, deduplicate, ingest
 from hoth_glue.runtime import join, spark_session, tokenization_key, write_json
 
 REQUIRED = [
@@ -27,6 +28,23 @@ REQUIRED = [
 ]
 
 
+def partition_path(spark, curated_path: str, table: str, args: dict[str, str]) -> str:
+    """`<curated>/<table>/org=/ingest_date=/run_id=`, values escaped as Spark escapes them."""
+    escape = spark._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils.escapePathName
+    return join(
+        curated_path,
+        table,
+        *[f"{name}={escape(args[name])}" for name in ("org", "ingest_date", "run_id")],
+    )
+
+
+def delete_path(spark, uri: str) -> None:
+    path = spark._jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+    if fs.exists(path):
+        fs.delete(path, True)
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = resolve(argv, REQUIRED)
     started = time.monotonic()
@@ -38,29 +56,73 @@ def main(argv: list[str] | None = None) -> dict:
         .where(F.trim("value") != "")
         .select("value", F.input_file_name().alias("source_file"))
     )
-    result = ingest(lines, key)
-    result.classified.persist()
+    # The input is read once, into this cache; everything else reads the cache.
+    classified = classify(lines, key).persist()
+    cached = [classified]
     try:
-        counts = result.classified.groupBy("reason", "resource_type").count().collect()
-        for table, df in result.tables.items():
-            with_partition(df, args["org"], args["ingest_date"], args["run_id"]).write.mode(
-                "overwrite"
-            ).partitionBy("org", "ingest_date", "run_id").parquet(join(args["curated_path"], table))
-        # Its own subfolder: an overwrite of the run's whole quarantine path
-        # would delete what legacy_members_to_fhir put in <quarantine_path>/legacy/.
-        result.quarantine.write.mode("overwrite").json(join(args["quarantine_path"], "fhir"))
+        # One job: lines per (reason, type), and copies per resource for duplicates.
+        per_resource = classified.groupBy("reason", "resource_type", "id").agg(
+            F.count(F.lit(1)).alias("n")
+        )
+        counts = (
+            per_resource.groupBy("reason", "resource_type")
+            .agg(
+                F.sum("n").alias("lines"),
+                F.sum(F.when(F.col("reason").isNull(), F.col("n") - 1).otherwise(0)).alias(
+                    "superseded"
+                ),
+            )
+            .collect()
+        )
+        read: dict[str, int] = {}
+        written: dict[str, int] = {}
+        quarantined: dict[str, int] = {}
+        for row in counts:
+            rt = row["resource_type"] or "(unknown)"
+            read[rt] = read.get(rt, 0) + row["lines"]
+            if row["reason"] is None:
+                written[rt] = written.get(rt, 0) + row["lines"] - row["superseded"]
+                if row["superseded"]:
+                    quarantined[DUPLICATE_SUPERSEDED] = (
+                        quarantined.get(DUPLICATE_SUPERSEDED, 0) + row["superseded"]
+                    )
+            else:
+                quarantined[row["reason"]] = quarantined.get(row["reason"], 0) + row["lines"]
+        if quarantined.get(DUPLICATE_SUPERSEDED):
+            # Filled here, before the concurrent writes read it; the first cache goes.
+            classified = deduplicate(classified).persist()
+            cached.append(classified)
+            classified.count()
+            cached.pop(0).unpersist()
+        result = ingest(lines, key, classified)
+        rows_per_table = {table: written.get(rt, 0) for rt, table in CORE.items()}
+        rows_per_table["resource"] = sum(n for rt, n in written.items() if rt not in CORE)
+
+        def write_table(table: str) -> None:
+            # The run's partition, written at its literal path: an overwrite
+            # replaces exactly that partition, and a table the run has no rows
+            # for loses what an earlier attempt of the same run wrote there.
+            path = partition_path(spark, args["curated_path"], table, args)
+            if rows_per_table[table]:
+                result.tables[table].write.mode("overwrite").parquet(path)
+            else:
+                delete_path(spark, path)
+
+        def write_quarantine() -> None:
+            # Its own subfolder: an overwrite of the run's whole quarantine path
+            # would delete what legacy_members_to_fhir put in <quarantine_path>/legacy/.
+            result.quarantine.write.mode("overwrite").json(join(args["quarantine_path"], "fhir"))
+
+        # The writes all read the cache and are independent: run as concurrent
+        # Spark jobs, one's planning and commit overlap another's tasks.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            writes = [pool.submit(write_table, table) for table in result.tables]
+            writes.append(pool.submit(write_quarantine))
+            for write in writes:
+                write.result()
     finally:
-        result.classified.unpersist()
-    read: dict[str, int] = {}
-    written: dict[str, int] = {}
-    quarantined: dict[str, int] = {}
-    for row in counts:
-        rt = row["resource_type"] or "(unknown)"
-        read[rt] = read.get(rt, 0) + row["count"]
-        if row["reason"] is None:
-            written[rt] = written.get(rt, 0) + row["count"]
-        else:
-            quarantined[row["reason"]] = quarantined.get(row["reason"], 0) + row["count"]
+        for df in cached:
+            df.unpersist()
     report = {
         "job": "ingest_fhir",
         "runId": args["run_id"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.sql import functions as F
 
@@ -37,24 +38,34 @@ def main(argv: list[str] | None = None) -> dict:
         .schema(schema)
         .csv(args["input_path"])
     )
-    converted = convert(members, args["org"])
-    converted.resources.persist()
+    # The extract is read once, into this cache; the outputs and counts read the cache.
+    converted = convert(members, args["org"], cache=True)
     try:
-        for resource_type in ("Patient", "Coverage"):
+        counts = {
+            r["reason"]: r["count"] for r in converted.rows.groupBy("reason").count().collect()
+        }
+
+        def write_resources(resource_type: str) -> None:
             converted.resources.where(F.col("resource_type") == resource_type).select(
                 "json"
             ).write.mode("overwrite").text(join(args["landing_path"], resource_type))
-        quarantined = {
-            r["reason"]: r["count"]
-            for r in converted.quarantine.groupBy("reason").count().collect()
-        }
-        converted.quarantine.write.mode("overwrite").json(join(args["quarantine_path"], "legacy"))
-        written = {
-            r["resource_type"]: r["count"]
-            for r in converted.resources.groupBy("resource_type").count().collect()
-        }
+
+        def write_quarantine() -> None:
+            path = join(args["quarantine_path"], "legacy")
+            converted.quarantine.write.mode("overwrite").json(path)
+
+        # Independent writes from the cache: concurrent Spark jobs.
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            writes = [pool.submit(write_resources, t) for t in ("Patient", "Coverage")]
+            writes.append(pool.submit(write_quarantine))
+            for write in writes:
+                write.result()
     finally:
-        converted.resources.unpersist()
+        for df in converted.cached:
+            df.unpersist()
+    valid = counts.pop(None, 0)
+    quarantined = counts
+    written = {"Coverage": valid, "Patient": valid} if valid else {}
     report = {
         "job": "legacy_members_to_fhir",
         "runId": args["run_id"],
