@@ -1,10 +1,12 @@
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { type AttributeValue, DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { EXAMPLES } from "../contracts/openapi";
 import { fetchToken, LOCAL_CLIENTS } from "../local/okta";
 import type { LocalStack } from "../local/stack";
@@ -500,7 +502,14 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
     );
     assert.equal(rows.length, committed);
     assert.equal(done.report.written.Patient, committed);
-    assert.ok(rows.some((r) => r.id === member.body.id));
+    // Curated ids are tokens: HMAC-SHA256 of `Patient/<id>` under the stack's tokenization key.
+    const secret = await new SecretsManagerClient({ endpoint: stack.motoUrl }).send(
+      new GetSecretValueCommand({ SecretId: "hoth-dev/tokenization-key" }),
+    );
+    const key = Buffer.from(JSON.parse(secret.SecretString ?? "{}").key, "base64");
+    const idToken = createHmac("sha256", key).update(`Patient/${member.body.id}`).digest("hex");
+    assert.ok(rows.some((r) => r.id === idToken));
+    assert.ok(!rows.some((r) => r.id === member.body.id), "a registry id is in clear text");
   });
 
   it("fails a migration whose input does not exist, and publishes MigrationFailed", async () => {
