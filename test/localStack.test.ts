@@ -439,7 +439,7 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
           stack.events
             .filter((e) => e.Detail.runId === run.id)
             .map((e) => [e.DetailType, e.Detail.error]),
-          [["MigrationFailed", run.error.error]],
+          [["MigrationFailed", run.error.code]],
         );
         assert.deepEqual(await keys(`landing/acme/bulk/${run.id}/`), []);
       }
