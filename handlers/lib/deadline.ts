@@ -25,10 +25,6 @@ export class Deadline {
     return Math.max(0, this.at - Date.now());
   }
 
-  expired(): boolean {
-    return this.remainingMs() === 0;
-  }
-
   /** Aborts when the budget is spent. */
   signal(): AbortSignal {
     if (!this.controller) {

@@ -315,5 +315,3 @@ export function refusalsOf(
   }
   return { retry, idempotency, refusals };
 }
-
-export { headSk };

@@ -182,31 +182,13 @@ export class MemberRegistry {
   }
 
   async head(org: string, type: string, id: string, deadline: Deadline): Promise<Head | undefined> {
-    const out = await this.send(deadline, (abortSignal) =>
-      this.db.send(
-        new GetItemCommand({
-          TableName: this.table,
-          Key: { pk: S(`H#${org}`), sk: S(headSk(type, id)) },
-          ConsistentRead: true,
-        }),
-        { abortSignal },
-      ),
-    );
-    return out.Item ? toHead(out.Item) : undefined;
+    const item = await this.getItem(`H#${org}`, headSk(type, id), deadline);
+    return item ? toHead(item) : undefined;
   }
 
   async version(org: string, type: string, id: string, version: number, deadline: Deadline) {
-    const out = await this.send(deadline, (abortSignal) =>
-      this.db.send(
-        new GetItemCommand({
-          TableName: this.table,
-          Key: { pk: S(`V#${org}#${headSk(type, id)}`), sk: S(pad(version)) },
-          ConsistentRead: true,
-        }),
-        { abortSignal },
-      ),
-    );
-    return out.Item?.body?.S ? (JSON.parse(out.Item.body.S) as Json) : undefined;
+    const item = await this.getItem(`V#${org}#${headSk(type, id)}`, pad(version), deadline);
+    return item?.body?.S ? (JSON.parse(item.body.S) as Json) : undefined;
   }
 
   /** The newest `limit` versions, newest first. */
@@ -229,37 +211,7 @@ export class MemberRegistry {
 
   /** The Patient id holding a member identifier, if any. */
   async owner(org: string, hash: string, deadline: Deadline): Promise<string | undefined> {
-    const out = await this.send(deadline, (abortSignal) =>
-      this.db.send(
-        new GetItemCommand({
-          TableName: this.table,
-          Key: { pk: S(`I#${org}`), sk: S(hash) },
-          ConsistentRead: true,
-        }),
-        { abortSignal },
-      ),
-    );
-    return out.Item?.owner?.S;
-  }
-
-  async idempotencyRecord(
-    org: string,
-    sk: string,
-    deadline: Deadline,
-  ): Promise<IdempotencyRecord | undefined> {
-    const out = await this.send(deadline, (abortSignal) =>
-      this.db.send(
-        new GetItemCommand({
-          TableName: this.table,
-          Key: { pk: S(`K#${org}`), sk: S(sk) },
-          ConsistentRead: true,
-        }),
-        { abortSignal },
-      ),
-    );
-    const item = out.Item;
-    if (!item?.rh?.S || !item.resp?.S) return undefined;
-    return { requestHash: item.rh.S, response: JSON.parse(item.resp.S) };
+    return (await this.getItem(`I#${org}`, hash, deadline))?.owner?.S;
   }
 
   /**
@@ -498,17 +450,8 @@ export class MemberRegistry {
           const version = Number(entry.slice(at + 1));
           const current = seen.get(sk);
           if (current && current.head.version >= version) continue;
-          const out = await this.send(deadline, (abortSignal) =>
-            this.db.send(
-              new GetItemCommand({
-                TableName: this.table,
-                Key: { pk: S(`H#${org}`), sk: S(sk) },
-                ConsistentRead: true,
-              }),
-              { abortSignal },
-            ),
-          );
-          if (out.Item) seen.set(sk, { head: toHead(out.Item), txn: multiTxn(out.Item) });
+          const item = await this.getItem(`H#${org}`, sk, deadline);
+          if (item) seen.set(sk, { head: toHead(item), txn: multiTxn(item) });
         }
       }
     }
@@ -523,6 +466,21 @@ export class MemberRegistry {
       deadline,
     );
     return items.map((item) => item.heads?.SS ?? []);
+  }
+
+  /** One item, strongly consistent (serializable with transactions). */
+  private async getItem(pk: string, sk: string, deadline: Deadline) {
+    const out = await this.send(deadline, (abortSignal) =>
+      this.db.send(
+        new GetItemCommand({
+          TableName: this.table,
+          Key: { pk: S(pk), sk: S(sk) },
+          ConsistentRead: true,
+        }),
+        { abortSignal },
+      ),
+    );
+    return out.Item;
   }
 
   /**
