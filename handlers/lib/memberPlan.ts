@@ -34,6 +34,8 @@ export interface Entry {
   ifMatch?: number;
   /** POST: the hash of the identifier an `identifier=system|value` criterion names. */
   ifNoneExist?: string;
+  /** A batch entry answered before any read (not granted, or not valid). */
+  refusal?: Refusal;
 }
 
 /** The outcome of an entry that is not written as planned. */

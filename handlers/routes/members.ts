@@ -27,7 +27,7 @@ import {
   TransactionRefused,
 } from "../lib/registry";
 import { accessDenied, callerPermissions, header, requireAccess, tenant } from "../lib/request";
-import { type Interaction, isApiResourceType, permits } from "../lib/scopes";
+import { type Interaction, permits } from "../lib/scopes";
 
 /** Largest accepted body (the API allows 10 MB; registration wants far less). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -104,7 +104,8 @@ function entriesOf(
       }
     }
     if (issues.length) throw new UnprocessableError(issues);
-    sizeCheck(json, "Patient");
+    const tooLong = sizeIssues(json, "Patient");
+    if (tooLong.length) throw new UnprocessableError(tooLong);
     return {
       entries: [
         {
@@ -153,7 +154,8 @@ function entriesOf(
   raw.forEach((e, index) => {
     const type = (e.resource as Json | undefined)?.resourceType;
     const request = (e.request as Json | undefined) ?? {};
-    if (!isApiResourceType(type) || type === "Task" || type === "Binary") return; // validation refuses it
+    // The registry takes Patient and Coverage; validation refuses any other type.
+    if (type !== "Patient" && type !== "Coverage") return;
     const needs: Interaction[] =
       request.method === "PUT"
         ? ["update"]
@@ -231,9 +233,7 @@ function entriesOf(
         }
       }
     }
-    const size = Buffer.byteLength(JSON.stringify(resource));
-    if (size > MAX_RESOURCE_BYTES)
-      issues.push(issue("too-long", "A resource may be at most 300 KB", at));
+    issues.push(...sizeIssues(resource, at));
     if (issues.length) {
       invalid.push(...issues);
       perEntry.set(index, [...(perEntry.get(index) ?? []), ...issues]);
@@ -251,14 +251,14 @@ function entriesOf(
   }
   // Batch: entries not granted or not valid answer on their own.
   for (const [index, error] of denied) {
-    (entries[index] as Entry & { refusal?: Refusal }).refusal = {
+    entries[index].refusal = {
       status: 403,
       issues: [issue("forbidden", error.message, `Bundle.entry[${index}]`)],
     };
     perEntry.delete(index);
   }
   for (const [index, issues] of perEntry) {
-    (entries[index] as Entry & { refusal?: Refusal }).refusal = {
+    entries[index].refusal = {
       status:
         issues.some((i) => i.code === "not-supported") &&
         !issues.some((i) => i.code !== "not-supported")
@@ -270,10 +270,10 @@ function entriesOf(
   return { entries, transaction, bundle: true };
 }
 
-function sizeCheck(resource: Json, at: string) {
-  if (Buffer.byteLength(JSON.stringify(resource)) > MAX_RESOURCE_BYTES) {
-    throw new UnprocessableError([issue("too-long", "A resource may be at most 300 KB", at)]);
-  }
+function sizeIssues(resource: Json, at: string): Issue[] {
+  return Buffer.byteLength(JSON.stringify(resource)) > MAX_RESOURCE_BYTES
+    ? [issue("too-long", "A resource may be at most 300 KB", at)]
+    : [];
 }
 
 /** What one committed (or answered) entry says in a Bundle response. */
@@ -287,7 +287,7 @@ function entryResponse(p: Planned, lastUpdated: string) {
     };
   }
   const w = p.write ?? (p.existing as Head);
-  const version = "version" in w ? w.version : 0;
+  const { version } = w;
   return {
     response: {
       status: p.write ? (p.write.version === 1 ? "201 Created" : "200 OK") : "200 OK",
@@ -342,42 +342,14 @@ export const registerMembers =
     for (let attempt = 0; ; attempt++) {
       const at = now();
       const lastUpdated = at.toISOString();
-      const state = await registry.read(
-        org,
-        {
-          heads: entries
-            .filter((e) => e.method === "PUT")
-            .map((e) => ({ type: e.type, id: e.id as string })),
-          // Identifier ownership is enforced by the write's conditions; only a
-          // conditional create reads its criterion's owner first.
-          owners: entries.flatMap((e) => (e.ifNoneExist ? [e.ifNoneExist] : [])),
-          idempotency: attempt > 0 ? keyHash : undefined,
-        },
-        deadline,
-      );
-      const replayed = replay(state.idempotency);
-      if (replayed) return replayed;
-      // A conditional create's match must be readable as a head.
-      const matches = [
-        ...new Set(
-          entries
-            .map((e) => e.ifNoneExist && state.owners.get(e.ifNoneExist))
-            .filter((o): o is string => !!o),
-        ),
-      ];
-      if (matches.length) {
-        const more = await registry.read(
-          org,
-          { heads: matches.map((id) => ({ type: "Patient", id })) },
-          deadline,
-        );
-        for (const [k, v] of more.heads) state.heads.set(k, v);
-      }
-      const { planned, mustExist } = plan(entries, state, {
+      const { idempotency, planned, mustExist } = await readAndPlan(registry, org, entries, {
+        idempotency: attempt > 0 ? keyHash : undefined,
         lastUpdated,
         newId,
-        transaction: true,
+        deadline,
       });
+      const replayed = replay(idempotency);
+      if (replayed) return replayed;
       const refused = planned.filter((p) => p.refusal);
       if (refused.length) throw transactionRefusal(refused);
       const writes = planned.filter((p) => p.write);
@@ -425,6 +397,52 @@ export const registerMembers =
       }
     }
   };
+
+/**
+ * What a registration depends on, read in one batch (the heads PUTs update,
+ * the owners of conditional creates' identifiers, the idempotency record),
+ * the heads of conditional creates' matches, and the plan from them.
+ * Identifier ownership is enforced by the write's conditions: plain creates
+ * read nothing.
+ */
+async function readAndPlan(
+  registry: MemberRegistry,
+  org: string,
+  entries: Entry[],
+  o: { idempotency?: string; lastUpdated: string; newId: () => string; deadline: Deadline },
+) {
+  const state = await registry.read(
+    org,
+    {
+      heads: entries
+        .filter((e) => e.method === "PUT")
+        .map((e) => ({ type: e.type, id: e.id as string })),
+      owners: entries.flatMap((e) => (e.ifNoneExist ? [e.ifNoneExist] : [])),
+      idempotency: o.idempotency,
+    },
+    o.deadline,
+  );
+  // A conditional create's match must be readable as a head.
+  const matches = [
+    ...new Set(
+      entries
+        .map((e) => e.ifNoneExist && state.owners.get(e.ifNoneExist))
+        .filter((m): m is string => !!m),
+    ),
+  ];
+  if (matches.length) {
+    const more = await registry.read(
+      org,
+      { heads: matches.map((id) => ({ type: "Patient", id })) },
+      o.deadline,
+    );
+    for (const [k, v] of more.heads) state.heads.set(k, v);
+  }
+  return {
+    idempotency: state.idempotency,
+    ...plan(entries, state, { lastUpdated: o.lastUpdated, newId: o.newId, transaction: true }),
+  };
+}
 
 const expiry = (at: Date) => Math.floor(at.getTime() / 1000) + IDEMPOTENCY_TTL_DAYS * 86400;
 
@@ -486,9 +504,8 @@ async function registerBatch(
     (a, b) => Number(a.type !== "Patient") - Number(b.type !== "Patient") || a.index - b.index,
   );
   const run = async (entry: Entry) => {
-    const preset = (entry as Entry & { refusal?: Refusal }).refusal;
-    if (preset) {
-      answers.set(entry.index, entryResponse({ entry, refusal: preset }, ""));
+    if (entry.refusal) {
+      answers.set(entry.index, entryResponse({ entry, refusal: entry.refusal }, ""));
       if (entry.fullUrl) refusedUrls.add(entry.fullUrl);
       return;
     }
@@ -562,32 +579,15 @@ async function commitEntry(
   const e = { ...entry, index: 0 };
   for (let attempt = 0; ; attempt++) {
     const lastUpdated = o.now().toISOString();
-    const state = await registry.read(
-      org,
-      {
-        heads: e.method === "PUT" ? [{ type: e.type, id: e.id as string }] : [],
-        owners: e.ifNoneExist ? [e.ifNoneExist] : [],
-        idempotency: o.sk,
-      },
-      deadline,
-    );
-    if (state.idempotency) {
-      const stored = JSON.parse(state.idempotency.response.body) as {
-        entry: unknown;
-        location?: string;
-      };
-      return stored;
-    }
-    const match = e.ifNoneExist && state.owners.get(e.ifNoneExist);
-    if (match) {
-      const more = await registry.read(org, { heads: [{ type: "Patient", id: match }] }, deadline);
-      for (const [k, v] of more.heads) state.heads.set(k, v);
-    }
-    const { planned, mustExist } = plan([e], state, {
+    const { idempotency, planned, mustExist } = await readAndPlan(registry, org, [e], {
+      idempotency: o.sk,
       lastUpdated,
       newId: o.newId,
-      transaction: true,
+      deadline,
     });
+    if (idempotency) {
+      return JSON.parse(idempotency.response.body) as { entry: unknown; location?: string };
+    }
     const p = planned[0];
     const location = p.write
       ? `${p.write.type}/${p.write.id}`
