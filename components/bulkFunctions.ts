@@ -10,7 +10,11 @@ export const BULK_STEPS: readonly BulkStep[] = ["initiate", "poll", "download", 
 /** The steps that talk to the source, and so sign client assertions. */
 export const SIGNING_STEPS: readonly BulkStep[] = ["initiate", "poll", "download", "delete"];
 
-import { BULK_DOWNLOAD_TIMEOUT_SECONDS, BULK_STEP_TIMEOUT_SECONDS } from "../contracts/budgets";
+import {
+  BULK_DOWNLOAD_TIMEOUT_SECONDS,
+  BULK_STEP_TIMEOUT_SECONDS,
+  bulkDownloadMemoryMb,
+} from "../contracts/budgets";
 
 export { BULK_DOWNLOAD_TIMEOUT_SECONDS, BULK_STEP_TIMEOUT_SECONDS };
 
@@ -150,6 +154,8 @@ export interface BulkFunctionsArgs {
   reservedConcurrency: number;
   signingKeySpec: SigningKeySpec;
   deletionWindowInDays: number;
+  /** Files one download batch takes at once (`hoth:bulk.downloadConcurrency`): sizes its memory. */
+  downloadConcurrency: number;
   sources: BulkSourceSetting[];
 }
 
@@ -208,7 +214,7 @@ export function bulkFunctions(
         accountId: args.accountId,
         keyArn: args.keyArn,
         logRetentionDays: args.logRetentionDays,
-        memorySizeMb: download ? 512 : 256,
+        memorySizeMb: download ? bulkDownloadMemoryMb(args.downloadConcurrency) : 256,
         timeoutSeconds: download ? BULK_DOWNLOAD_TIMEOUT_SECONDS : BULK_STEP_TIMEOUT_SECONDS,
         reservedConcurrency: args.reservedConcurrency,
         environment: {

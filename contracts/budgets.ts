@@ -19,6 +19,15 @@ export const BULK_STEP_TIMEOUT_SECONDS = 60;
 export const BULK_DOWNLOAD_TIMEOUT_SECONDS = 900;
 
 /**
+ * Memory of the download function (MB) for batches of `batchFiles` files at
+ * once: each file holds one 8 MiB S3 part (handlers/lib/objectSink.ts) and
+ * its stream's chunks; 16 MB a file leaves room for both, over a 192 MB
+ * base (a one-file step peaks near 160 MB, README bench/bulk). 512 MB up to
+ * 20 files at once.
+ */
+export const bulkDownloadMemoryMb = (batchFiles: number) => Math.max(512, 192 + 16 * batchFiles);
+
+/**
  * Download batches one run may take. The batches loop in the execution
  * (DownloadBatch -> MoreToDownload -> DownloadBatch ...), and a Standard
  * execution's history holds at most 25,000 events

@@ -3,6 +3,7 @@ import * as assert from "node:assert/strict";
 import program = require("../index");
 
 import { KEY_ADMIN_ACTIONS } from "../components/secretPolicies";
+import { bulkDownloadMemoryMb } from "../contracts/budgets";
 import { parseStackConfig } from "../contracts/config";
 import { jwks, publicJwk } from "../handlers/lib/smartBackend";
 import {
@@ -208,6 +209,10 @@ describe("bulk-source functions and their signing key (Pulumi mocks, dev stack)"
     assert.deepEqual(S.MoreToDownload.Choices, [
       { Variable: "$.download.done", BooleanEquals: false, Next: "DownloadBatch" },
     ]);
+  });
+
+  it("sizes the download function for its batch: 512 MB up to 20 files at once, 16 MB a file beyond", () => {
+    assert.deepEqual([1, 4, 20, 21, 40].map(bulkDownloadMemoryMb), [512, 512, 512, 528, 832]);
   });
 
   it("publishes the public JWKS to the API and as stack outputs, with no private member", async () => {
