@@ -39,6 +39,8 @@ export const bulkDownloadMemoryMb = (batchFiles: number) => Math.max(512, 192 + 
  * 5,000 events are left to the rest of the run: about 100 outside the
  * export's poll loop, the rest for ~540 polls (PollExport 5, ExportComplete
  * 2, WaitForExport 2: 9 events each). (25,000 - 5,000) / 16 = 1,250.
+ * Nothing holds the polls to ~540 yet: a source answering Retry-After: 10
+ * for the whole default 6-hour deadline would take 2,160 (19,440 events).
  */
 export const MAX_DOWNLOAD_BATCHES = 1250;
 
