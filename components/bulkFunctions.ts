@@ -10,7 +10,11 @@ export const BULK_STEPS: readonly BulkStep[] = ["initiate", "poll", "download", 
 /** The steps that talk to the source, and so sign client assertions. */
 export const SIGNING_STEPS: readonly BulkStep[] = ["initiate", "poll", "download", "delete"];
 
-import { BULK_DOWNLOAD_TIMEOUT_SECONDS, BULK_STEP_TIMEOUT_SECONDS } from "../contracts/budgets";
+import {
+  BULK_DOWNLOAD_TIMEOUT_SECONDS,
+  BULK_STEP_TIMEOUT_SECONDS,
+  bulkDownloadMemoryMb,
+} from "../contracts/budgets";
 
 export { BULK_DOWNLOAD_TIMEOUT_SECONDS, BULK_STEP_TIMEOUT_SECONDS };
 
@@ -45,12 +49,26 @@ const signCondition = (spec: SigningKeySpec) => ({
   StringEquals: { "kms:SigningAlgorithm": SIGNING_ALGORITHM[spec], "kms:MessageType": "RAW" },
 });
 
+/** SSE-KMS with the lake key, through S3 only. */
+const lakeKeyStatement = (s: BulkStatementScope): Statement => ({
+  Sid: "LakeKey",
+  Effect: "Allow",
+  Action: ["kms:GenerateDataKey", "kms:Decrypt"],
+  Resource: s.lakeKeyArn,
+  Condition: { StringEquals: { "kms:ViaService": `s3.${s.region}.amazonaws.com` } },
+});
+
+/** A run's task list (handlers/lib/bulkTaskList.ts), `landing/<org>/bulk/<run>/tasks.json`. */
+const taskListArn = (s: BulkStatementScope) => `${s.lakeBucketArn}/landing/*/bulk/*/tasks.json`;
+
 /**
  * What each bulk function may do beyond its logs and traces: the steps that
- * call the source sign assertions; only the download writes, and only into
- * the bulk area of the landing zone (multipart uploads need GenerateDataKey
- * and Decrypt of the lake key, through S3:
- * https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions).
+ * call the source sign assertions; the poll writes the run's task list and
+ * nothing else; the download reads that list and writes only into the bulk
+ * area of the landing zone. Both encrypt with the lake key through S3 (a
+ * multipart upload needs GenerateDataKey and Decrypt:
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions;
+ * reading an SSE-KMS object needs Decrypt).
  * The check step only reads its input: nothing.
  */
 export function bulkStatements(step: BulkStep, s: BulkStatementScope): Statement[] {
@@ -65,6 +83,13 @@ export function bulkStatements(step: BulkStep, s: BulkStatementScope): Statement
         },
       ]
     : [];
+  if (step === "poll") {
+    return [
+      ...sign,
+      { Sid: "WriteTaskList", Effect: "Allow", Action: "s3:PutObject", Resource: taskListArn(s) },
+      lakeKeyStatement(s),
+    ];
+  }
   if (step !== "download") return sign;
   return [
     ...sign,
@@ -74,13 +99,8 @@ export function bulkStatements(step: BulkStep, s: BulkStatementScope): Statement
       Action: ["s3:PutObject", "s3:AbortMultipartUpload"],
       Resource: `${s.lakeBucketArn}/landing/*/bulk/*`,
     },
-    {
-      Sid: "LakeKey",
-      Effect: "Allow",
-      Action: ["kms:GenerateDataKey", "kms:Decrypt"],
-      Resource: s.lakeKeyArn,
-      Condition: { StringEquals: { "kms:ViaService": `s3.${s.region}.amazonaws.com` } },
-    },
+    { Sid: "ReadTaskList", Effect: "Allow", Action: "s3:GetObject", Resource: taskListArn(s) },
+    lakeKeyStatement(s),
   ];
 }
 
@@ -125,7 +145,7 @@ export interface BulkFunctionsArgs {
   accountId: pulumi.Input<string>;
   /** Who administers the signing key (the deployer's role). */
   adminArns: pulumi.Input<pulumi.Input<string>[]>;
-  /** The stack key: log groups, and SSE-KMS of the downloaded files. */
+  /** The stack key: log groups, and SSE-KMS of the downloaded files and task lists. */
   keyArn: pulumi.Input<string>;
   lakeBucket: pulumi.Input<string>;
   lakeBucketArn: pulumi.Input<string>;
@@ -134,6 +154,8 @@ export interface BulkFunctionsArgs {
   reservedConcurrency: number;
   signingKeySpec: SigningKeySpec;
   deletionWindowInDays: number;
+  /** Files one download batch takes at once (`hoth:bulk.downloadConcurrency`): sizes its memory. */
+  downloadConcurrency: number;
   sources: BulkSourceSetting[];
 }
 
@@ -183,6 +205,7 @@ export function bulkFunctions(
   const functionNames = {} as Record<BulkStep, pulumi.Output<string>>;
   for (const step of BULK_STEPS) {
     const download = step === "download";
+    const lake = download || step === "poll";
     const fn = handlerFunction(
       `${name}-bulk-${step}`,
       {
@@ -191,7 +214,7 @@ export function bulkFunctions(
         accountId: args.accountId,
         keyArn: args.keyArn,
         logRetentionDays: args.logRetentionDays,
-        memorySizeMb: download ? 512 : 256,
+        memorySizeMb: download ? bulkDownloadMemoryMb(args.downloadConcurrency) : 256,
         timeoutSeconds: download ? BULK_DOWNLOAD_TIMEOUT_SECONDS : BULK_STEP_TIMEOUT_SECONDS,
         reservedConcurrency: args.reservedConcurrency,
         environment: {
@@ -205,7 +228,7 @@ export function bulkFunctions(
                 SIGNING_PUBLIC_KEY: publicKey.publicKey,
                 SIGNING_KEY_SPEC: args.signingKeySpec,
               }),
-          ...(download ? { LAKE_BUCKET: args.lakeBucket, LAKE_KEY_ARN: args.keyArn } : {}),
+          ...(lake ? { LAKE_BUCKET: args.lakeBucket, LAKE_KEY_ARN: args.keyArn } : {}),
         },
       },
       opts,

@@ -191,7 +191,11 @@ const bulkSchema = z
       .default("ECC_NIST_P384"),
     /** From kick-off to a complete manifest (s). @default 21600 */
     deadlineSeconds: intIn(60, 7 * 86400).default(21600),
-    /** Files downloaded at once. @default 4 */
+    /**
+     * Files downloaded at once: one download batch (one invocation) takes
+     * this many, and a run at most MAX_DOWNLOAD_BATCHES batches
+     * (contracts/budgets.ts). @default 4
+     */
     downloadConcurrency: intIn(1, 40).default(4),
     sources: z.array(bulkSourceSchema).default([]),
   })

@@ -33,7 +33,7 @@ export interface BulkDefinitionArgs {
   functionArns: Record<"initiate" | "poll" | "download" | "check" | "delete", string>;
   /** From kick-off to a complete manifest (s). */
   deadlineSeconds: number;
-  /** Files downloaded at once. */
+  /** Files downloaded at once: one download batch (one invocation) takes this many. */
   downloadConcurrency: number;
   /** Timeout of the initiate, poll, check and delete functions (s). */
   stepTimeoutSeconds: number;
@@ -333,14 +333,20 @@ const lambdaTask = (arn: string, payload: unknown, timeoutSeconds: number) => ({
 
 /**
  * The bulk branch: kick-off, poll (waiting what the source asks, within the
- * deadline the poll function enforces), download every manifest file (a Map:
- * each file streamed into the run's landing prefix and its lines counted),
+ * deadline the poll function enforces; once complete, it writes the task
+ * list to `<prefix>/tasks.json` in S3 and answers only its length), download
+ * in batches (each invocation streams `downloadConcurrency` files of the
+ * list into the run's landing prefix at once, counts their lines and folds
+ * them into a running summary; MoreToDownload loops until the list is done),
  * check (error files fail the run), delete the job at the source, then
- * ingest the output files like any FHIR input. Once a job exists, any failure
- * deletes it at the source before the run fails. The manifest's task list
- * travels in the state (256 KiB payload limit: at most 400 files, which the
- * poll function enforces, handlers/bulk.ts MAX_EXPORT_FILES); a larger
- * export needs a Distributed Map reading the list from S3.
+ * ingest the output files like any FHIR input. Once a job exists, any
+ * failure deletes it at the source before the run fails. The state stays the
+ * same size whatever the export's size (a cursor and a summary bounded by the
+ * resource types), well inside the 256 KiB payload limit; what bounds a run
+ * is the execution's history (25,000 events, 7 to 16 per batch): the poll
+ * refuses an export of more than handlers/bulk.ts maxExportFiles files
+ * (1,250 batches). A Distributed Map would lift that, but the local runner
+ * (aws-local-stepfunctions) executes inline Maps only.
  */
 function bulkStates(b: BulkDefinitionArgs) {
   const fail = { ErrorEquals: ["States.ALL"], ResultPath: "$.error" };
@@ -375,7 +381,11 @@ function bulkStates(b: BulkDefinitionArgs) {
     PollExport: {
       ...lambdaTask(
         b.functionArns.poll,
-        { "job.$": "$.export.job", "prefix.$": "$.bulk.prefix" },
+        {
+          "job.$": "$.export.job",
+          "prefix.$": "$.bulk.prefix",
+          batchFiles: b.downloadConcurrency,
+        },
         step,
       ),
       ResultSelector: { "value.$": "$.Payload" },
@@ -386,41 +396,51 @@ function bulkStates(b: BulkDefinitionArgs) {
     ExportComplete: {
       Type: "Choice",
       Choices: [
-        { Variable: "$.poll.value.status", StringEquals: "complete", Next: "DownloadFiles" },
+        { Variable: "$.poll.value.status", StringEquals: "complete", Next: "StartDownloads" },
       ],
       Default: "WaitForExport",
     },
     WaitForExport: { Type: "Wait", SecondsPath: "$.poll.value.waitSeconds", Next: "PollExport" },
-    DownloadFiles: {
-      Type: "Map",
-      ItemsPath: "$.poll.value.tasks",
-      MaxConcurrency: b.downloadConcurrency,
-      ItemSelector: {
-        "server.$": "$.bulk.server",
-        "prefix.$": "$.bulk.prefix",
-        "task.$": "$$.Map.Item.Value",
+    StartDownloads: {
+      Type: "Pass",
+      Result: {
+        cursor: 0,
+        done: false,
+        summary: { files: 0, resources: 0, byType: {}, errorFiles: 0, issueCodes: {} },
       },
-      ItemProcessor: {
-        ProcessorConfig: { Mode: "INLINE" },
-        StartAt: "DownloadFile",
-        States: {
-          DownloadFile: {
-            ...lambdaTask(
-              b.functionArns.download,
-              { "server.$": "$.server", "prefix.$": "$.prefix", "task.$": "$.task" },
-              b.downloadTimeoutSeconds,
-            ),
-            OutputPath: "$.Payload",
-            End: true,
-          },
+      ResultPath: "$.download",
+      Next: "DownloadBatch",
+    },
+    // A retried batch downloads the same files to the same keys again: an
+    // overwrite, and its summary is folded in only once it succeeds.
+    DownloadBatch: {
+      ...lambdaTask(
+        b.functionArns.download,
+        {
+          "server.$": "$.bulk.server",
+          "prefix.$": "$.bulk.prefix",
+          "cursor.$": "$.download.cursor",
+          batchFiles: b.downloadConcurrency,
+          "summary.$": "$.download.summary",
         },
+        b.downloadTimeoutSeconds,
+      ),
+      ResultSelector: {
+        "cursor.$": "$.Payload.cursor",
+        "done.$": "$.Payload.done",
+        "summary.$": "$.Payload.summary",
       },
-      ResultPath: "$.downloads",
+      ResultPath: "$.download",
       Catch: [{ ...fail, Next: "DeleteAfterFailure" }],
-      Next: "CheckDownloads",
+      Next: "MoreToDownload",
+    },
+    MoreToDownload: {
+      Type: "Choice",
+      Choices: [{ Variable: "$.download.done", BooleanEquals: false, Next: "DownloadBatch" }],
+      Default: "CheckDownloads",
     },
     CheckDownloads: {
-      ...lambdaTask(b.functionArns.check, { "downloads.$": "$.downloads" }, step),
+      ...lambdaTask(b.functionArns.check, { "summary.$": "$.download.summary" }, step),
       ResultSelector: {
         "files.$": "$.Payload.files",
         "resources.$": "$.Payload.resources",

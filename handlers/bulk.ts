@@ -1,15 +1,18 @@
 import { KMSClient, SignCommand } from "@aws-sdk/client-kms";
 import { S3Client } from "@aws-sdk/client-s3";
 import type { Context } from "aws-lambda";
+import { maxExportFiles } from "../contracts/budgets";
 import { clientOptions } from "./lib/aws";
 import {
-  checkDownloads,
+  checkSummary,
   type DownloadResult,
-  type DownloadTask,
+  type DownloadSummary,
   deleteExport,
   downloadFile,
   type ExportJob,
+  emptySummary,
   fetchManifestPage,
+  foldDownloads,
   initiateExport,
   planDownloads,
   pollExport,
@@ -17,6 +20,7 @@ import {
   type SourceServer,
   type StepContext,
 } from "./lib/bulkExport";
+import { readTaskList, type TaskList, type TaskListStore, writeTaskList } from "./lib/bulkTaskList";
 import { requireEnv } from "./lib/env";
 import { createLogger } from "./lib/logger";
 import { s3Sink } from "./lib/objectSink";
@@ -34,16 +38,14 @@ import { type KmsApi, kmsSigner, SmartTokenClient } from "./lib/smartBackend";
 export type BulkStep = "initiate" | "poll" | "download" | "check" | "delete";
 const STEPS: BulkStep[] = ["initiate", "poll", "download", "check", "delete"];
 
-/** Manifest pages followed in one poll (the task list must fit the state's 256 KiB anyway). */
+/** Manifest pages followed in one poll. */
 export const MAX_MANIFEST_PAGES = 100;
 
-/**
- * Files one run downloads: each file's task and result travel in the
- * execution's state (about 600 bytes together), which Step Functions caps
- * at 256 KiB. A larger export is refused up front with this reason rather
- * than failing later with States.DataLimitExceeded.
- */
-export const MAX_EXPORT_FILES = 400;
+/** Output types one export may list (FHIR R5 has 157 resource types): the run's summary holds one count each. */
+export const MAX_EXPORT_TYPES = 200;
+
+/** `hoth:bulk.downloadConcurrency`'s range (contracts/config.ts). */
+const MAX_BATCH_FILES = 40;
 
 /** A run's landing prefix: only the bulk area of one organisation's landing zone. */
 export const BULK_PREFIX = /^landing\/[a-z0-9-]{1,64}\/bulk\/[A-Za-z0-9_-]{1,80}$/;
@@ -85,16 +87,24 @@ const signer =
         KeySpec: requireEnv("SIGNING_KEY_SPEC"),
         KeyUsage: "SIGN_VERIFY",
       });
-const sink =
-  step === "download"
-    ? s3Sink(
-        new S3Client({
+// The poll writes the run's task list, the download reads it and writes the files.
+const store: TaskListStore | undefined =
+  step === "poll" || step === "download"
+    ? {
+        s3: new S3Client({
           ...clientOptions(),
           forcePathStyle: process.env.AWS_ENDPOINT_URL !== undefined,
         }),
-        { bucket: requireEnv("LAKE_BUCKET"), kmsKeyArn: requireEnv("LAKE_KEY_ARN") },
-      )
+        bucket: requireEnv("LAKE_BUCKET"),
+        kmsKeyArn: requireEnv("LAKE_KEY_ARN"),
+      }
     : undefined;
+const sink =
+  step === "download" && store
+    ? s3Sink(store.s3, { bucket: store.bucket, kmsKeyArn: store.kmsKeyArn })
+    : undefined;
+/** The last run's task list: the batches of one run read it once per container. */
+let taskList: { prefix: string; list: TaskList } | undefined;
 const contexts = new Map<string, StepContext>();
 
 function context(name: unknown): StepContext {
@@ -109,6 +119,35 @@ function context(name: unknown): StepContext {
     contexts.set(server.name, ctx);
   }
   return ctx;
+}
+
+function batchFilesOf(value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > MAX_BATCH_FILES) {
+    throw new InvalidBulkInput(`batchFiles must be a whole number from 1 to ${MAX_BATCH_FILES}`);
+  }
+  return value as number;
+}
+
+function summaryOf(value: unknown): DownloadSummary {
+  if (value === undefined || value === null) return emptySummary();
+  const s = value as DownloadSummary;
+  if (
+    !Number.isInteger(s.files) ||
+    !Number.isInteger(s.resources) ||
+    !Number.isInteger(s.errorFiles) ||
+    typeof s.byType !== "object" ||
+    typeof s.issueCodes !== "object"
+  ) {
+    throw new InvalidBulkInput("summary must be a download summary");
+  }
+  return s;
+}
+
+async function tasksOf(prefix: string): Promise<TaskList> {
+  if (taskList?.prefix !== prefix) {
+    taskList = { prefix, list: await readTaskList(store as TaskListStore, prefix) };
+  }
+  return taskList.list;
 }
 
 function prefixOf(value: unknown): string {
@@ -126,14 +165,25 @@ export interface InitiateEvent {
 export interface PollEvent {
   job: ExportJob;
   prefix: string;
+  /** Files per download batch; bounds the files one run takes (maxExportFiles). */
+  batchFiles: number;
 }
+/** One batch: the tasks `cursor` .. `cursor + batchFiles - 1` of `<prefix>/tasks.json`. */
 export interface DownloadEvent {
   server: string;
   prefix: string;
-  task: DownloadTask;
+  cursor: number;
+  batchFiles: number;
+  /** What the batches before this one added up to. @default emptySummary() */
+  summary?: DownloadSummary;
+}
+export interface DownloadBatchResult {
+  cursor: number;
+  done: boolean;
+  summary: DownloadSummary;
 }
 export interface CheckEvent {
-  downloads: DownloadResult[];
+  summary: DownloadSummary;
 }
 export interface DeleteEvent {
   job?: ExportJob | null;
@@ -154,6 +204,7 @@ async function run(event: unknown): Promise<unknown> {
     case "poll": {
       const i = e as unknown as PollEvent;
       const prefix = prefixOf(i.prefix);
+      const batchFiles = batchFilesOf(i.batchFiles);
       const ctx = context(i.job?.server);
       const r = await pollExport(i.job, ctx);
       if (r.status !== "complete") return r;
@@ -171,43 +222,65 @@ async function run(event: unknown): Promise<unknown> {
         tasks.push(...planDownloads(more, prefix, page));
         next = more.next;
       }
-      if (tasks.length > MAX_EXPORT_FILES) {
+      const max = maxExportFiles(batchFiles);
+      if (tasks.length > max) {
         throw new SourceProtocolError(
-          `The export lists ${tasks.length} files; one run takes at most ${MAX_EXPORT_FILES}: narrow it with the source's types, since or a Group`,
+          `The export lists ${tasks.length} files; one run takes at most ${max}: narrow it with the source's types, since or a Group`,
         );
       }
+      const types = new Set(tasks.map((t) => t.type)).size;
+      if (types > MAX_EXPORT_TYPES) {
+        throw new SourceProtocolError(
+          `The export lists ${types} resource types; FHIR has fewer than ${MAX_EXPORT_TYPES}`,
+        );
+      }
+      const transactionTime = r.manifest.transactionTime;
+      await writeTaskList(store as TaskListStore, prefix, { transactionTime, tasks });
       logger.info("export complete", { source: r.job.server, files: tasks.length });
-      return { status: r.status, transactionTime: r.manifest.transactionTime, tasks };
+      return { status: r.status, transactionTime, files: tasks.length };
     }
     case "download": {
       const i = e as unknown as DownloadEvent;
       const prefix = prefixOf(i.prefix);
-      if (typeof i.task?.key !== "string" || !i.task.key.startsWith(`${prefix}/`)) {
-        throw new InvalidBulkInput("The file's key is outside the run's landing prefix");
+      const batchFiles = batchFilesOf(i.batchFiles);
+      const summary = summaryOf(i.summary);
+      const { tasks } = await tasksOf(prefix);
+      if (!Number.isInteger(i.cursor) || i.cursor < 0 || i.cursor > tasks.length) {
+        throw new InvalidBulkInput("cursor must be a position in the run's task list");
       }
-      const result = await downloadFile(i.task, context(i.server), {
-        sink: sink as NonNullable<typeof sink>,
+      const batch = tasks.slice(i.cursor, i.cursor + batchFiles);
+      for (const task of batch) {
+        if (typeof task?.key !== "string" || !task.key.startsWith(`${prefix}/`)) {
+          throw new InvalidBulkInput("The file's key is outside the run's landing prefix");
+        }
+      }
+      const ctx = context(i.server);
+      // Every file of the batch at once, each streamed (one part in memory).
+      // All settle before the step answers: a failed batch leaves no upload
+      // running, and its retry downloads the same keys again (an overwrite).
+      const settled = await Promise.allSettled(
+        batch.map((task) => downloadFile(task, ctx, { sink: sink as NonNullable<typeof sink> })),
+      );
+      const failed = settled.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      const results = settled.map((r) => (r as PromiseFulfilledResult<DownloadResult>).value);
+      const cursor = i.cursor + batch.length;
+      logger.info("batch downloaded", {
+        files: results.length,
+        bytes: results.reduce((a, r) => a + r.bytes, 0),
+        cursor,
+        of: tasks.length,
       });
-      logger.info("file downloaded", {
-        kind: result.kind,
-        bytes: result.bytes,
-        lines: result.lines,
-      });
-      return result;
+      return {
+        cursor,
+        done: cursor >= tasks.length,
+        summary: foldDownloads(summary, results),
+      } satisfies DownloadBatchResult;
     }
     case "check": {
-      const downloads = (e as unknown as CheckEvent).downloads;
-      if (!Array.isArray(downloads)) throw new InvalidBulkInput("downloads must be a list");
-      checkDownloads(downloads);
-      const byType: Record<string, number> = {};
-      for (const d of downloads) {
-        if (d.kind === "output") byType[d.type] = (byType[d.type] ?? 0) + d.lines;
-      }
-      return {
-        files: downloads.filter((d) => d.kind === "output").length,
-        resources: Object.values(byType).reduce((a, b) => a + b, 0),
-        byType,
-      };
+      const summary = summaryOf((e as unknown as CheckEvent).summary);
+      checkSummary(summary);
+      return { files: summary.files, resources: summary.resources, byType: summary.byType };
     }
     case "delete": {
       const job = (e as unknown as DeleteEvent).job;

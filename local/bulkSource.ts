@@ -70,13 +70,29 @@ export interface BulkSourceOptions {
    * with `link` relation `next` (Bulk Data 3.0). @default all on one page
    */
   manifestPageSize?: number;
+  /** See Serving. @default whole files */
+  linesPerFile?: number;
+}
+
+/** What the source exports; read at each kick-off, so it may change between exports. */
+export interface Serving {
+  /** NDJSON directory (`<Type>.<anything>.ndjson`). */
+  dataDir: string;
+  /**
+   * Each file exported as parts of at most this many resources
+   * (`<name>.<nnnn>.ndjson`), as sources that cap their files' size do:
+   * a few resources make an export of many files. @default whole files
+   */
+  linesPerFile?: number;
 }
 
 export interface BulkSource {
   /** FHIR base URL. */
   baseUrl: string;
   tokenUrl: string;
+  /** The directory served at start. */
   dataDir: string;
+  serving: Serving;
   faults: Faults;
   /** Counts of what the server saw, for tests. */
   stats: {
@@ -168,10 +184,15 @@ function grants(scopes: string[], type: string): boolean {
 export async function startBulkSource(options: BulkSourceOptions): Promise<BulkSource> {
   const dataDir = options.dataDir ?? (existsSync(FIXTURE) ? FIXTURE : await generateNdjson());
   const jobsRoot = await fsp.mkdtemp(path.join(os.tmpdir(), "hoth-bulk-source-"));
-  const files = (await fsp.readdir(dataDir))
-    .map((name) => ({ name, type: /^([A-Z][A-Za-z]+)\.(?:[^/]*\.)?ndjson$/.exec(name)?.[1] }))
-    .filter((f): f is { name: string; type: string } => !!f.type)
-    .map((f) => ({ ...f, path: path.join(dataDir, f.name) }));
+  const serving: Serving = {
+    dataDir,
+    ...(options.linesPerFile ? { linesPerFile: options.linesPerFile } : {}),
+  };
+  const listFiles = async (dir: string) =>
+    (await fsp.readdir(dir))
+      .map((name) => ({ name, type: /^([A-Z][A-Za-z]+)\.(?:[^/]*\.)?ndjson$/.exec(name)?.[1] }))
+      .filter((f): f is { name: string; type: string } => !!f.type)
+      .map((f) => ({ ...f, path: path.join(dir, f.name) }));
   const lineCounts = new Map<string, Promise<number>>();
   const counted = (file: string) => {
     if (!lineCounts.has(file)) lineCounts.set(file, countLines(file));
@@ -278,21 +299,33 @@ export async function startBulkSource(options: BulkSourceOptions): Promise<BulkS
 
   async function buildOutputs(
     job: Job,
+    files: { name: string; type: string; path: string }[],
     types: string[] | undefined,
     since: string | undefined,
     members?: Set<string>,
   ): Promise<OutputFile[]> {
     const out: OutputFile[] = [];
     const sinceMs = since ? Date.parse(since) : undefined;
+    const perFile = serving.linesPerFile;
     for (const f of files) {
       if (types && !types.includes(f.type)) continue;
-      if (sinceMs === undefined && !members) {
+      if (sinceMs === undefined && !members && !perFile) {
         out.push({ name: f.name, type: f.type, path: f.path, count: await counted(f.path) });
         continue;
       }
-      const target = path.join(job.dir, f.name);
-      const w = createWriteStream(target);
-      let count = 0;
+      // The file's resources that are exported, written to the job's
+      // directory: as one file, or as parts of `perFile` resources.
+      let w: ReturnType<typeof createWriteStream> | undefined;
+      let current: OutputFile | undefined;
+      let part = 0;
+      const close = async () => {
+        if (!w || !current) return;
+        const stream = w;
+        await new Promise<void>((r, j) => stream.end((e?: Error | null) => (e ? j(e) : r())));
+        out.push(current);
+        w = undefined;
+        current = undefined;
+      };
       const rl = readline.createInterface({ input: createReadStream(f.path), crlfDelay: Infinity });
       for await (const line of rl) {
         if (!line.trim()) continue;
@@ -301,12 +334,21 @@ export async function startBulkSource(options: BulkSourceOptions): Promise<BulkS
         const updated = resource.meta?.lastUpdated;
         // No meta.lastUpdated: the change time is unknown, so the resource is included.
         if (sinceMs !== undefined && updated && Date.parse(updated) <= sinceMs) continue;
-        if (!w.write(`${line}\n`)) await new Promise<void>((r) => w.once("drain", () => r()));
-        count++;
+        if (current && perFile && current.count >= perFile) await close();
+        if (!current) {
+          const name = perFile
+            ? `${f.name.replace(/\.ndjson$/, "")}.${String(part++).padStart(4, "0")}.ndjson`
+            : f.name;
+          current = { name, type: f.type, path: path.join(job.dir, name), count: 0 };
+          w = createWriteStream(current.path);
+        }
+        const stream = w as ReturnType<typeof createWriteStream>;
+        if (!stream.write(`${line}\n`)) {
+          await new Promise<void>((r) => stream.once("drain", () => r()));
+        }
+        current.count++;
       }
-      await new Promise<void>((r, j) => w.end((e?: Error | null) => (e ? j(e) : r())));
-      if (count > 0) out.push({ name: f.name, type: f.type, path: target, count });
-      else await fsp.rm(target, { force: true });
+      await close();
     }
     return out;
   }
@@ -368,6 +410,7 @@ export async function startBulkSource(options: BulkSourceOptions): Promise<BulkS
         outcome("invalid", "_type must be a comma-separated list of resource types"),
       );
     }
+    const files = await listFiles(serving.dataDir);
     const wanted = types ?? [...new Set(files.map((f) => f.type))];
     const denied = wanted.filter((t) => !grants(grant.scopes, t));
     if (denied.length) {
@@ -395,7 +438,7 @@ export async function startBulkSource(options: BulkSourceOptions): Promise<BulkS
       deleted: false,
       ready: Promise.resolve([]),
     };
-    job.ready = buildOutputs(job, types, since, members);
+    job.ready = buildOutputs(job, files, types, since, members);
     job.ready.catch(() => undefined);
     jobs.set(id, job);
     send(res, 202, undefined, { "Content-Location": `${origin}/fhir/$export-status/${id}` });
@@ -550,6 +593,7 @@ export async function startBulkSource(options: BulkSourceOptions): Promise<BulkS
     baseUrl: `${origin}/fhir`,
     tokenUrl: `${origin}${tokenPath}`,
     dataDir,
+    serving,
     faults,
     stats,
     revokeTokens: () => tokens.clear(),

@@ -46,6 +46,11 @@ interface Execution {
   output?: string;
   error?: string;
   cause?: string;
+  /**
+   * The largest state a state entered with or left with, in bytes of JSON
+   * (Step Functions refuses one over 256 KiB with States.DataLimitExceeded).
+   */
+  largestStateBytes: number;
   abort?: () => void;
 }
 
@@ -183,6 +188,16 @@ export async function startStepFunctions(o: {
       overrides: { taskResourceLocalHandlers: handlers as never },
     } as never);
     execution.abort = started.abort;
+    (async () => {
+      for await (const event of started.eventLogs) {
+        const state = (event as { state?: { input?: unknown; output?: unknown } }).state;
+        for (const payload of [state?.input, state?.output]) {
+          if (payload === undefined) continue;
+          const bytes = Buffer.byteLength(JSON.stringify(payload));
+          execution.largestStateBytes = Math.max(execution.largestStateBytes, bytes);
+        }
+      }
+    })().catch(() => undefined);
     started.result.then(
       (output) => finish(execution, { status: "SUCCEEDED", output: JSON.stringify(output) }),
       (error: Error & { cause?: Error }) => {
@@ -252,6 +267,7 @@ export async function startStepFunctions(o: {
         status: "RUNNING",
         startDate: Date.now() / 1000,
         input,
+        largestStateBytes: 0,
       };
       executions.set(executionArn, execution);
       o.onExecution?.(execution);

@@ -7,16 +7,19 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as fc from "fast-check";
 import {
-  checkDownloads,
+  checkSummary,
   type DownloadResult,
   deleteExport,
   downloadFile,
   ExportDeadlineError,
   ExportErrorFilesError,
+  emptySummary,
   fetchManifestPage,
+  foldDownloads,
   initiateExport,
   kickoffUrl,
   LineCountMismatchError,
+  MAX_ISSUE_CODES,
   planDownloads,
   pollExport,
   SourceProtocolError,
@@ -81,7 +84,7 @@ async function runExport(
   for (const task of planDownloads(manifest, "landing/acme/bulk/m-1")) {
     results.push(await downloadFile(task, ctx, { sink: fileSink(out) }));
   }
-  checkDownloads(results);
+  checkSummary(foldDownloads(emptySummary(), results));
   const deleted = await deleteExport(job, ctx);
   return { job, manifest, results, progress, deleted };
 }
@@ -830,5 +833,79 @@ describe("downloadFile (a stubbed source)", () => {
       SourceProtocolError,
     );
     assert.equal(auth.length, 1);
+  });
+});
+
+describe("the download summary (folded batch by batch into the execution's state)", () => {
+  const result = (
+    kind: DownloadResult["kind"],
+    type: string,
+    lines: number,
+    issueCodes?: Record<string, number>,
+  ): DownloadResult => ({
+    key: `landing/acme/bulk/m-1/${kind}/${type}.000.ndjson`,
+    type,
+    kind,
+    location: "s3://lake/k",
+    bytes: lines * 100,
+    lines,
+    sha256: "0".repeat(64),
+    ...(issueCodes ? { issueCodes } : {}),
+  });
+
+  it("adds up output files and their resources per type across batches, leaving each input as it was", () => {
+    const first = foldDownloads(emptySummary(), [
+      result("output", "Patient", 3),
+      result("output", "Condition", 5),
+    ]);
+
+    const second = foldDownloads(first, [
+      result("output", "Patient", 2),
+      result("deleted", "Bundle", 7),
+      result("error", "OperationOutcome", 0),
+    ]);
+
+    assert.deepEqual(first, {
+      files: 2,
+      resources: 8,
+      byType: { Patient: 3, Condition: 5 },
+      errorFiles: 0,
+      issueCodes: {},
+    });
+    assert.deepEqual(second, {
+      files: 3,
+      resources: 10,
+      byType: { Patient: 5, Condition: 5 },
+      errorFiles: 0,
+      issueCodes: {},
+    });
+    assert.doesNotThrow(() => checkSummary(second));
+  });
+
+  it("fails the check with every error file of every batch and their issue codes", () => {
+    const summary = foldDownloads(
+      foldDownloads(emptySummary(), [result("error", "OperationOutcome", 1, { processing: 1 })]),
+      [result("error", "OperationOutcome", 2, { processing: 1, "too-costly": 1 })],
+    );
+
+    assert.throws(() => checkSummary(summary), {
+      name: "ExportErrorFilesError",
+      message:
+        "The source reported 2 error file(s) with the export (issues: processing x2, too-costly x1)",
+    });
+  });
+
+  it("keeps at most MAX_ISSUE_CODES distinct issue codes, counting the rest as other", () => {
+    const codes = Object.fromEntries(
+      Array.from({ length: MAX_ISSUE_CODES + 5 }, (_, i) => [
+        `code-${String(i).padStart(2, "0")}`,
+        1,
+      ]),
+    );
+
+    const summary = foldDownloads(emptySummary(), [result("error", "OperationOutcome", 45, codes)]);
+
+    assert.equal(Object.keys(summary.issueCodes).length, MAX_ISSUE_CODES + 1);
+    assert.equal(summary.issueCodes.other, 5);
   });
 });

@@ -3,6 +3,7 @@ import * as assert from "node:assert/strict";
 import program = require("../index");
 
 import { KEY_ADMIN_ACTIONS } from "../components/secretPolicies";
+import { bulkDownloadMemoryMb } from "../contracts/budgets";
 import { parseStackConfig } from "../contracts/config";
 import { jwks, publicJwk } from "../handlers/lib/smartBackend";
 import {
@@ -101,7 +102,7 @@ describe("bulk-source functions and their signing key (Pulumi mocks, dev stack)"
         env,
         s === "check"
           ? { ...common, BULK_STEP: s }
-          : s === "download"
+          : s === "download" || s === "poll"
             ? {
                 ...common,
                 BULK_STEP: s,
@@ -115,7 +116,7 @@ describe("bulk-source functions and their signing key (Pulumi mocks, dev stack)"
     assert.deepEqual(JSON.parse(sources)[0].name, "local");
   });
 
-  it("scopes each role to exactly its step: sign, and for the download write only landing/*/bulk/* with the lake key via S3", () => {
+  it("scopes each role to exactly its step: sign; the poll writes only task lists, the download reads them and writes only landing/*/bulk/*; both with the lake key via S3", () => {
     const grants = (s: string) =>
       ofType("aws:iam/rolePolicy:RolePolicy")
         .filter((p) => p.inputs.role === `hoth-dev-bulk-${s}`)
@@ -138,10 +139,29 @@ describe("bulk-source functions and their signing key (Pulumi mocks, dev stack)"
         },
       ],
     ];
-    for (const s of ["initiate", "poll", "delete"]) {
+    const lakeKey = {
+      Sid: "LakeKey",
+      Effect: "Allow",
+      Action: ["kms:GenerateDataKey", "kms:Decrypt"],
+      Resource: KEY_ARN,
+      Condition: { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } },
+    };
+    const taskLists = "arn:aws:s3:::hoth-dev-lake/landing/*/bulk/*/tasks.json";
+    for (const s of ["initiate", "delete"]) {
       assert.deepEqual(grants(s), [[`hoth-bulk-${s}-grants`, [sign]], logs(s)]);
     }
     assert.deepEqual(grants("check"), [logs("check")]);
+    assert.deepEqual(grants("poll"), [
+      [
+        "hoth-bulk-poll-grants",
+        [
+          sign,
+          { Sid: "WriteTaskList", Effect: "Allow", Action: "s3:PutObject", Resource: taskLists },
+          lakeKey,
+        ],
+      ],
+      logs("poll"),
+    ]);
     assert.deepEqual(grants("download"), [
       [
         "hoth-bulk-download-grants",
@@ -153,13 +173,8 @@ describe("bulk-source functions and their signing key (Pulumi mocks, dev stack)"
             Action: ["s3:PutObject", "s3:AbortMultipartUpload"],
             Resource: "arn:aws:s3:::hoth-dev-lake/landing/*/bulk/*",
           },
-          {
-            Sid: "LakeKey",
-            Effect: "Allow",
-            Action: ["kms:GenerateDataKey", "kms:Decrypt"],
-            Resource: KEY_ARN,
-            Condition: { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } },
-          },
+          { Sid: "ReadTaskList", Effect: "Allow", Action: "s3:GetObject", Resource: taskLists },
+          lakeKey,
         ],
       ],
       logs("download"),
@@ -176,7 +191,7 @@ describe("bulk-source functions and their signing key (Pulumi mocks, dev stack)"
       [
         fnOf(S.InitiateExport),
         fnOf(S.PollExport),
-        fnOf(S.DownloadFiles.ItemProcessor.States.DownloadFile),
+        fnOf(S.DownloadBatch),
         fnOf(S.CheckDownloads),
         fnOf(S.DeleteExport),
         fnOf(S.DeleteAfterFailure),
@@ -186,7 +201,18 @@ describe("bulk-source functions and their signing key (Pulumi mocks, dev stack)"
       ),
     );
     assert.equal(S.InitiateExport.Parameters.Payload.deadlineSeconds, 3600);
-    assert.equal(S.DownloadFiles.MaxConcurrency, 4);
+    // Files per download batch (hoth:bulk.downloadConcurrency), told to the poll too (its limit)
+    assert.deepEqual(
+      [S.PollExport.Parameters.Payload.batchFiles, S.DownloadBatch.Parameters.Payload.batchFiles],
+      [4, 4],
+    );
+    assert.deepEqual(S.MoreToDownload.Choices, [
+      { Variable: "$.download.done", BooleanEquals: false, Next: "DownloadBatch" },
+    ]);
+  });
+
+  it("sizes the download function for its batch: 512 MB up to 20 files at once, 16 MB a file beyond", () => {
+    assert.deepEqual([1, 4, 20, 21, 40].map(bulkDownloadMemoryMb), [512, 512, 512, 528, 832]);
   });
 
   it("publishes the public JWKS to the API and as stack outputs, with no private member", async () => {

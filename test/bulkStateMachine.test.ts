@@ -10,9 +10,11 @@ import {
   CreateBucketCommand,
   GetObjectCommand,
   ListObjectsV2Command,
+  PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
 import { StateMachine } from "aws-local-stepfunctions";
+import { MAX_DOWNLOAD_BATCHES } from "../contracts/budgets";
 import { type BulkDefinitionArgs, migrationDefinition } from "../contracts/migrationDefinition";
 import { jwks, publicJwk } from "../handlers/lib/smartBackend";
 import { type BulkSource, generateNdjson, startBulkSource } from "../local/bulkSource";
@@ -27,11 +29,11 @@ const LAKE = `hoth-test-bulk-${Date.now()}`;
 const STEPS: Step[] = ["initiate", "poll", "download", "check", "delete"];
 const arn = (s: string) => `arn:aws:lambda:us-east-1:123456789012:function:hoth-test-bulk-${s}`;
 
-function definition(deadlineSeconds = 60, bulk = true) {
+function definition(deadlineSeconds = 60, bulk = true, downloadConcurrency = 4) {
   const args: BulkDefinitionArgs = {
     functionArns: Object.fromEntries(STEPS.map((s) => [s, arn(s)])) as Record<Step, string>,
     deadlineSeconds,
-    downloadConcurrency: 4,
+    downloadConcurrency,
     stepTimeoutSeconds: 60,
     downloadTimeoutSeconds: 900,
   };
@@ -117,13 +119,25 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
     ) as Record<Step, BulkHandler>;
   }
   beforeEach(() => startSource());
-  afterEach(() => source.stop());
+  afterEach(() => {
+    afterInvoke = () => undefined;
+    return source.stop();
+  });
+
+  /**
+   * Called after a step's function answered, before the state machine sees
+   * the answer: throwing here stands in for a Lambda fault (the function ran,
+   * its answer was lost).
+   */
+  let afterInvoke: (step: Step, payload: Json) => void = () => undefined;
 
   /** The Lambda integration (lambda:invoke) as AWS answers it: Payload, or the error type as the error. */
   const invoke = (step: Step) => async (params: { FunctionName: string; Payload: unknown }) => {
     assert.equal(params.FunctionName, arn(step));
     try {
-      return { StatusCode: 200, Payload: await handlers[step](params.Payload) };
+      const Payload = await handlers[step](params.Payload);
+      afterInvoke(step, params.Payload as Json);
+      return { StatusCode: 200, Payload };
     } catch (e) {
       const err = e as Error;
       throw Object.assign(
@@ -143,7 +157,7 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
         taskResourceLocalHandlers: {
           InitiateExport: invoke("initiate"),
           PollExport: invoke("poll"),
-          DownloadFile: invoke("download"),
+          DownloadBatch: invoke("download"),
           CheckDownloads: invoke("check"),
           DeleteExport: invoke("delete"),
           DeleteAfterFailure: invoke("delete"),
@@ -169,7 +183,7 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
           [
             "InitiateExport",
             "PollExport",
-            "DownloadFile",
+            "DownloadBatch",
             "CheckDownloads",
             "DeleteExport",
             "DeleteAfterFailure",
@@ -178,10 +192,18 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
       },
     });
     const states: string[] = [];
+    /** Each state's last output, and the largest state (input or output) in bytes. */
+    const outputs: Record<string, Json> = {};
+    let largestState = 0;
     const collect = (async () => {
       for await (const e of execution.eventLogs) {
-        const ev = e as { type: string; state?: { name: string } };
-        if (ev.type === "StateEntered" && ev.state) states.push(ev.state.name);
+        const ev = e as { type: string; state?: { name: string; input: Json; output?: Json } };
+        if (!ev.state) continue;
+        if (ev.type === "StateEntered") states.push(ev.state.name);
+        if (ev.type === "StateExited" && ev.state.output) outputs[ev.state.name] = ev.state.output;
+        for (const payload of [ev.state.input, ev.state.output]) {
+          largestState = Math.max(largestState, Buffer.byteLength(JSON.stringify(payload ?? null)));
+        }
       }
     })();
     let error: { name: string; cause: string } | undefined;
@@ -192,7 +214,7 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
       error = { name: failure.name, cause: failure.message };
     }
     await collect;
-    return { error, states: states.filter((s) => s !== "DownloadFile"), ingests, events };
+    return { error, states, ingests, events, outputs, largestState };
   }
 
   const input = (runId = `m-${Date.now()}`) => ({
@@ -208,6 +230,35 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
       .map((o) => o.Key as string)
       .sort();
   const head = ["ValidateInput", "Prepare", "RouteBySource", "PrepareBulk", "InitiateExport"];
+  /** The states of a source that answers the third poll, then `batches` download batches. */
+  const through = (batches: number) => [
+    ...head,
+    "PollExport",
+    "ExportComplete",
+    "WaitForExport",
+    "PollExport",
+    "ExportComplete",
+    "WaitForExport",
+    "PollExport",
+    "ExportComplete",
+    "StartDownloads",
+    ...Array.from({ length: batches }, () => ["DownloadBatch", "MoreToDownload"]).flat(),
+  ];
+  /** A data directory of `<Type>.<nnn>.ndjson` files holding the given numbers of Patients or Conditions. */
+  async function dataOf(files: [type: "Patient" | "Condition", lines: number][]) {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "hoth-bulk-files-"));
+    for (const [i, [type, lines]] of files.entries()) {
+      const body = Array.from(
+        { length: lines },
+        (_, l) => `${JSON.stringify({ resourceType: type, id: `${type}-${i}-${l}` })}\n`,
+      );
+      await fsp.writeFile(
+        path.join(dir, `${type}.${String(i).padStart(4, "0")}.ndjson`),
+        body.join(""),
+      );
+    }
+    return dir;
+  }
   const errorType = (cause: string) => JSON.parse(cause).errorType;
 
   it("is valid Amazon States Language (asl-validator), with and without bulk sources", () => {
@@ -224,16 +275,7 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
 
     assert.equal(error, undefined);
     assert.deepEqual(states, [
-      ...head,
-      "PollExport",
-      "ExportComplete",
-      "WaitForExport",
-      "PollExport",
-      "ExportComplete",
-      "WaitForExport",
-      "PollExport",
-      "ExportComplete",
-      "DownloadFiles",
+      ...through(1),
       "CheckDownloads",
       "DeleteExport",
       "UseInputAsFhir",
@@ -246,6 +288,7 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
     assert.deepEqual(await keys(`landing/acme/bulk/${run.runId}/`), [
       `${prefix}Observation.000.ndjson`,
       `${prefix}Patient.000.ndjson`,
+      `landing/acme/bulk/${run.runId}/tasks.json`,
     ]);
     const lines = async (k: string) =>
       (
@@ -265,6 +308,16 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
       events.map((e) => e.DetailType),
       ["MigrationSucceeded"],
     );
+    // The task list beside the output, under the stack key like the files
+    const list = await s3.send(
+      new GetObjectCommand({ Bucket: LAKE, Key: `landing/acme/bulk/${run.runId}/tasks.json` }),
+    );
+    assert.deepEqual([list.ServerSideEncryption, list.SSEKMSKeyId], ["aws:kms", env.LAKE_KEY_ARN]);
+    const { tasks } = JSON.parse((await list.Body?.transformToString()) ?? "{}");
+    assert.deepEqual(
+      tasks.map((t: { key: string }) => t.key),
+      [`${prefix}Observation.000.ndjson`, `${prefix}Patient.000.ndjson`],
+    );
   });
 
   it("paged manifest (Bulk Data 3.0 link next): every page's files are downloaded, none skipped", async () => {
@@ -280,34 +333,181 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
     assert.deepEqual(await keys(`landing/acme/bulk/${run.runId}/`), [
       `${prefix}Observation.000.ndjson`,
       `${prefix}Patient.p1.000.ndjson`,
+      `landing/acme/bulk/${run.runId}/tasks.json`,
     ]);
     assert.equal(source.stats.downloads, 2);
   });
 
-  it("too many files for one run's state: refused at the poll with the reason, job deleted, nothing downloaded", async () => {
-    const many = await fsp.mkdtemp(path.join(os.tmpdir(), "hoth-bulk-many-"));
+  it("downloads in batches: 10 files in 3 batches of 4, 4 and 2, with the exact summary in the run's report", async () => {
+    const dir = await dataOf([
+      ["Patient", 1],
+      ["Patient", 2],
+      ["Patient", 3],
+      ["Patient", 4],
+      ["Patient", 5],
+      ["Patient", 6],
+      ["Condition", 7],
+      ["Condition", 8],
+      ["Condition", 9],
+      ["Condition", 10],
+    ]);
     try {
-      for (let i = 0; i <= 400; i++) {
-        const id = `p${i}`;
-        await fsp.writeFile(
-          path.join(many, `Patient.${String(i).padStart(3, "0")}.ndjson`),
-          `${JSON.stringify({ resourceType: "Patient", id })}\n`,
-        );
-      }
       await source.stop();
-      await startSource({ dataDir: many });
+      await startSource({ dataDir: dir });
+      const run = input();
 
-      const { error, states } = await execute(input());
+      const { error, states, outputs } = await execute(run);
+
+      assert.equal(error, undefined);
+      assert.deepEqual(states, [
+        ...through(3),
+        "CheckDownloads",
+        "DeleteExport",
+        "UseInputAsFhir",
+        "IngestFhir",
+        "PublishSucceeded",
+        "Succeeded",
+      ]);
+      assert.deepEqual(outputs.CheckDownloads.bulkReport, {
+        files: 10,
+        resources: 55,
+        byType: { Condition: 34, Patient: 21 },
+      });
+      assert.deepEqual(outputs.CheckDownloads.download, {
+        cursor: 10,
+        done: true,
+        summary: {
+          files: 10,
+          resources: 55,
+          byType: { Condition: 34, Patient: 21 },
+          errorFiles: 0,
+          issueCodes: {},
+        },
+      });
+      const poll = (outputs.ExportComplete.poll as { value: Json }).value;
+      assert.deepEqual(poll, {
+        status: "complete",
+        transactionTime: poll.transactionTime,
+        files: 10,
+      });
+      assert.match(String(poll.transactionTime), /^\d{4}-\d{2}-\d{2}T/);
+      assert.equal((await keys(`landing/acme/bulk/${run.runId}/output/`)).length, 10);
+      assert.equal(source.stats.downloads, 10);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("retries a batch whose answer was lost: the same files are downloaded again, counted once", async () => {
+    const dir = await dataOf(
+      Array.from({ length: 10 }, () => ["Patient", 2] as ["Patient", number]),
+    );
+    try {
+      await source.stop();
+      await startSource({ dataDir: dir });
+      let failures = 0;
+      afterInvoke = (step, payload) => {
+        if (step === "download" && payload.cursor === 4 && failures++ === 0) {
+          throw Object.assign(new Error("Rate exceeded"), {
+            name: "Lambda.TooManyRequestsException",
+          });
+        }
+      };
+
+      const { error, states, outputs } = await execute(input());
+
+      assert.equal(error, undefined);
+      // A retry stays in its state: entered once, left once.
+      assert.deepEqual(states.slice(0, -6), through(3));
+      assert.deepEqual(outputs.CheckDownloads.bulkReport, {
+        files: 10,
+        resources: 20,
+        byType: { Patient: 20 },
+      });
+      assert.deepEqual([failures, source.stats.downloads], [2, 14]);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("fails the run when an error file comes in the second batch, naming it and its issue codes", async () => {
+    const dir = await dataOf(
+      Array.from({ length: 5 }, () => ["Patient", 1] as ["Patient", number]),
+    );
+    try {
+      await source.stop();
+      await startSource({ dataDir: dir });
+      source.faults.errorFile = true;
+
+      const { error, states, ingests } = await execute(input());
+
+      assert.equal(error?.name, "ExportErrorFilesError");
+      assert.equal(
+        JSON.parse(String(error?.cause)).errorMessage,
+        "The source reported 1 error file(s) with the export (issues: processing x1, too-costly x1)",
+      );
+      assert.deepEqual(states, [
+        ...through(2),
+        "CheckDownloads",
+        "DeleteAfterFailure",
+        "PublishFailed",
+        "Failed",
+      ]);
+      assert.deepEqual(ingests, []);
+      assert.deepEqual([source.stats.downloads, source.stats.deletes], [6, 1]);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("migrates an export of 450 files (more than the 400 the state once held) in 113 batches, the state staying under 2 KiB", async function () {
+    this.timeout(240_000);
+    const dir = await dataOf(
+      Array.from({ length: 450 }, () => ["Patient", 1] as ["Patient", number]),
+    );
+    try {
+      await source.stop();
+      await startSource({ dataDir: dir });
+      const run = input();
+
+      const { error, states, outputs, largestState } = await execute(run);
+
+      assert.equal(error, undefined);
+      assert.deepEqual(states.slice(0, -6), through(113));
+      assert.deepEqual(outputs.CheckDownloads.bulkReport, {
+        files: 450,
+        resources: 450,
+        byType: { Patient: 450 },
+      });
+      assert.equal((await keys(`landing/acme/bulk/${run.runId}/output/`)).length, 450);
+      assert.ok(largestState < 2048, `the largest state is ${largestState} bytes`);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("too many files for one run's history: refused at the poll with the reason, job deleted, nothing downloaded", async function () {
+    this.timeout(120_000);
+    // One file a batch: the limit is MAX_DOWNLOAD_BATCHES files.
+    const max = MAX_DOWNLOAD_BATCHES;
+    const dir = await dataOf(
+      Array.from({ length: max + 1 }, () => ["Patient", 1] as ["Patient", number]),
+    );
+    try {
+      await source.stop();
+      await startSource({ dataDir: dir });
+
+      const { error, states } = await execute(input(), definition(60, true, 1));
 
       assert.equal(error?.name, "SourceProtocolError");
       assert.equal(
         JSON.parse(String(error?.cause)).errorMessage,
-        "The export lists 401 files; one run takes at most 400: narrow it with the source's types, since or a Group",
+        `The export lists ${max + 1} files; one run takes at most ${max}: narrow it with the source's types, since or a Group`,
       );
       assert.deepEqual(states.slice(-3), ["DeleteAfterFailure", "PublishFailed", "Failed"]);
       assert.deepEqual([source.stats.downloads, source.stats.deletes], [0, 1]);
     } finally {
-      await fsp.rm(many, { recursive: true, force: true });
+      await fsp.rm(dir, { recursive: true, force: true });
     }
   });
 
@@ -354,7 +554,8 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
       JSON.parse(String(error?.cause)).errorMessage,
       /1 error file\(s\).*processing x1, too-costly x1/,
     );
-    assert.deepEqual(states.slice(-4), [
+    assert.deepEqual(states.slice(-5), [
+      "MoreToDownload",
       "CheckDownloads",
       "DeleteAfterFailure",
       "PublishFailed",
@@ -420,13 +621,36 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
       requiresAccessToken: true,
       key: "landing/globex/bulk/m-1/output/Patient.000.ndjson",
     };
-    await assert.rejects(
-      handlers.download({ server: "ehr", prefix: "landing/acme/bulk/m-1", task }),
-      { name: "InvalidBulkInput", message: "The file's key is outside the run's landing prefix" },
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: LAKE,
+        Key: "landing/acme/bulk/m-1/tasks.json",
+        Body: JSON.stringify({ transactionTime: "2026-01-01T00:00:00Z", tasks: [task] }),
+      }),
     );
-    await assert.rejects(handlers.poll({ job: {}, prefix: "landing/acme/../globex/bulk/m-1" }), {
+    const batch = { server: "ehr", prefix: "landing/acme/bulk/m-1", cursor: 0, batchFiles: 4 };
+    await assert.rejects(handlers.download(batch), {
       name: "InvalidBulkInput",
+      message: "The file's key is outside the run's landing prefix",
     });
+    for (const [bad, message] of [
+      [{ cursor: 2 }, "cursor must be a position in the run's task list"],
+      [{ cursor: -1 }, "cursor must be a position in the run's task list"],
+      [{ batchFiles: 0 }, "batchFiles must be a whole number from 1 to 40"],
+      [{ batchFiles: 41 }, "batchFiles must be a whole number from 1 to 40"],
+      [{ summary: { files: "many" } }, "summary must be a download summary"],
+    ] as const) {
+      await assert.rejects(handlers.download({ ...batch, ...bad }), {
+        name: "InvalidBulkInput",
+        message,
+      });
+    }
+    await assert.rejects(
+      handlers.poll({ job: {}, prefix: "landing/acme/../globex/bulk/m-1", batchFiles: 4 }),
+      {
+        name: "InvalidBulkInput",
+      },
+    );
     assert.equal(source.stats.downloads, 0);
   });
 });

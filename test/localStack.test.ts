@@ -8,6 +8,7 @@ import { type AttributeValue, DynamoDBClient, QueryCommand } from "@aws-sdk/clie
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { EXAMPLES } from "../contracts/openapi";
+import { generateNdjson } from "../local/bulkSource";
 import { fetchToken, LOCAL_CLIENTS } from "../local/okta";
 import type { LocalStack } from "../local/stack";
 import { localStack } from "./support/localStack";
@@ -397,10 +398,10 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
     assert.equal(done.inputPrefix, `bulk/${done.id}/output/`);
     assert.deepEqual(done.report.written, expected);
     assert.deepEqual(done.report.quarantined, {});
-    assert.deepEqual(
-      await keys(`landing/acme/bulk/${done.id}/`),
-      types.map((t) => `landing/acme/bulk/${done.id}/output/${t}.000.ndjson`),
-    );
+    assert.deepEqual(await keys(`landing/acme/bulk/${done.id}/`), [
+      ...types.map((t) => `landing/acme/bulk/${done.id}/output/${t}.000.ndjson`),
+      `landing/acme/bulk/${done.id}/tasks.json`,
+    ]);
     const rows = parquet(
       `curated/patient/org=acme/ingest_date=${done.report.ingestDate}/run_id=${done.id}/`,
     );
@@ -413,6 +414,45 @@ os._exit(0)  # pyarrow's AWS SDK teardown can abort at interpreter exit`;
       [1, 1],
     );
     assert.ok(stack.bulkSource.stats.tokens > before.tokens);
+  });
+
+  it("migrates a Bulk Data export of 450 files (one run once took at most 400) with exactly their resources, the state staying small", async () => {
+    // Prepare: 450 generated Patients (their Observations are not among the
+    // source's types), exported one per file
+    const dir = await generateNdjson({ resources: 4500, perPatient: 10 });
+    const serving = { ...stack.bulkSource.serving };
+    Object.assign(stack.bulkSource.serving, { dataDir: dir, linesPerFile: 1 });
+    const token = await fetchToken(stack.tokenUrl, acme, "system/Task.cruds");
+    try {
+      // Act
+      const done = await migrate(token, { source: "bulk", server: "local" });
+
+      // Assess: every file landed and every resource curated, once
+      assert.equal(done.status, "SUCCEEDED", JSON.stringify(done.error));
+      assert.deepEqual(done.report.written, { Patient: 450 });
+      assert.deepEqual(done.report.quarantined, {});
+      const landed = await keys(`landing/acme/bulk/${done.id}/`);
+      assert.equal(landed.filter((k) => k.includes("/output/Patient.")).length, 450);
+      assert.deepEqual(
+        landed.filter((k) => !k.includes("/output/Patient.")),
+        [`landing/acme/bulk/${done.id}/tasks.json`],
+      );
+      const rows = parquet(
+        `curated/patient/org=acme/ingest_date=${done.report.ingestDate}/run_id=${done.id}/`,
+      );
+      assert.equal(rows.length, 450);
+      const execution = await stack.settled(
+        `${stack.stateMachineArn.replace(":stateMachine:", ":execution:")}:${done.id}`,
+      );
+      assert.ok(
+        execution.largestStateBytes > 0 && execution.largestStateBytes < 4096,
+        `the largest state is ${execution.largestStateBytes} bytes`,
+      );
+    } finally {
+      Object.assign(stack.bulkSource.serving, serving);
+      if (!("linesPerFile" in serving)) delete stack.bulkSource.serving.linesPerFile;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("fails a bulk migration with a clear cause when the source refuses the export or its tokens expire", async () => {

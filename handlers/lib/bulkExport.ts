@@ -568,15 +568,68 @@ export async function deleteExport(
 }
 
 /**
+ * What the downloads of a run add up to, carried from batch to batch in the
+ * execution's state: its size depends on the resource types and issue codes
+ * seen (both bounded), never on the number of files.
+ */
+export interface DownloadSummary {
+  /** Output files downloaded. */
+  files: number;
+  /** Their lines (resources), in all and per type. */
+  resources: number;
+  byType: Record<string, number>;
+  /** Error files holding at least one OperationOutcome. */
+  errorFiles: number;
+  /** Their issue codes and how often each occurs (at most MAX_ISSUE_CODES, the rest as `other`). */
+  issueCodes: Record<string, number>;
+}
+
+/** Distinct issue codes a summary keeps (FHIR R4's IssueType has 31). */
+export const MAX_ISSUE_CODES = 40;
+
+export const emptySummary = (): DownloadSummary => ({
+  files: 0,
+  resources: 0,
+  byType: {},
+  errorFiles: 0,
+  issueCodes: {},
+});
+
+/** The summary with a batch's results added (a new object; `summary` is left as it was). */
+export function foldDownloads(
+  summary: DownloadSummary,
+  results: DownloadResult[],
+): DownloadSummary {
+  const next: DownloadSummary = {
+    ...summary,
+    byType: { ...summary.byType },
+    issueCodes: { ...summary.issueCodes },
+  };
+  for (const r of results) {
+    if (r.kind === "output") {
+      next.files++;
+      next.resources += r.lines;
+      next.byType[r.type] = (next.byType[r.type] ?? 0) + r.lines;
+    } else if (r.kind === "error" && r.lines > 0) {
+      next.errorFiles++;
+      for (const [c, n] of Object.entries(r.issueCodes ?? {})) {
+        const code =
+          c in next.issueCodes || Object.keys(next.issueCodes).length < MAX_ISSUE_CODES
+            ? c
+            : "other";
+        next.issueCodes[code] = (next.issueCodes[code] ?? 0) + n;
+      }
+    }
+  }
+  return next;
+}
+
+/**
  * What the run report says once every file is down: the error files fail the
  * run (the export is incomplete), with the issue codes they hold.
  */
-export function checkDownloads(results: DownloadResult[]): void {
-  const errors = results.filter((r) => r.kind === "error" && r.lines > 0);
-  if (!errors.length) return;
-  const codes: Record<string, number> = {};
-  for (const r of errors) {
-    for (const [c, n] of Object.entries(r.issueCodes ?? {})) codes[c] = (codes[c] ?? 0) + n;
+export function checkSummary(summary: DownloadSummary): void {
+  if (summary.errorFiles > 0) {
+    throw new ExportErrorFilesError(summary.errorFiles, summary.issueCodes);
   }
-  throw new ExportErrorFilesError(errors.length, codes);
 }
