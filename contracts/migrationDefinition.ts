@@ -333,7 +333,8 @@ const lambdaTask = (arn: string, payload: unknown, timeoutSeconds: number) => ({
 
 /**
  * The bulk branch: kick-off, poll (waiting what the source asks, within the
- * deadline the poll function enforces; once complete, it writes the task
+ * deadline the poll function enforces, and never more than MAX_POLLS polls,
+ * counted in the job it hands back; once complete, it writes the task
  * list to `<prefix>/tasks.json` in S3 and answers only its length), download
  * in batches (each invocation streams `downloadConcurrency` files of the
  * list into the run's landing prefix at once, counts their lines and folds
@@ -388,19 +389,20 @@ function bulkStates(b: BulkDefinitionArgs) {
         },
         step,
       ),
-      ResultSelector: { "value.$": "$.Payload" },
-      ResultPath: "$.poll",
+      // The job comes back with this poll counted: the next poll's input.
+      ResultSelector: { "job.$": "$.Payload.job", "poll.$": "$.Payload.poll" },
+      ResultPath: "$.export",
       Catch: [{ ...fail, Next: "DeleteAfterFailure" }],
       Next: "ExportComplete",
     },
     ExportComplete: {
       Type: "Choice",
       Choices: [
-        { Variable: "$.poll.value.status", StringEquals: "complete", Next: "StartDownloads" },
+        { Variable: "$.export.poll.status", StringEquals: "complete", Next: "StartDownloads" },
       ],
       Default: "WaitForExport",
     },
-    WaitForExport: { Type: "Wait", SecondsPath: "$.poll.value.waitSeconds", Next: "PollExport" },
+    WaitForExport: { Type: "Wait", SecondsPath: "$.export.poll.waitSeconds", Next: "PollExport" },
     StartDownloads: {
       Type: "Pass",
       Result: {

@@ -14,7 +14,7 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { StateMachine } from "aws-local-stepfunctions";
-import { MAX_DOWNLOAD_BATCHES } from "../contracts/budgets";
+import { MAX_DOWNLOAD_BATCHES, MAX_POLLS, minPollWaitSeconds } from "../contracts/budgets";
 import { type BulkDefinitionArgs, migrationDefinition } from "../contracts/migrationDefinition";
 import { jwks, publicJwk } from "../handlers/lib/smartBackend";
 import { type BulkSource, generateNdjson, startBulkSource } from "../local/bulkSource";
@@ -147,7 +147,8 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
     }
   };
 
-  async function execute(input: Json, def = definition()) {
+  /** Runs the definition; WaitForExport waits `waitMs` (0: not at all) whatever the poll asked. */
+  async function execute(input: Json, def = definition(), waitMs = 0) {
     const ingests: Json[] = [];
     const events: { DetailType: string; Detail: Record<string, string> }[] = [];
     const machine = new StateMachine(def as never);
@@ -178,7 +179,7 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
             return {};
           },
         } as never,
-        waitTimeOverrides: { WaitForExport: 0 },
+        waitTimeOverrides: { WaitForExport: waitMs },
         retryIntervalOverrides: Object.fromEntries(
           [
             "InitiateExport",
@@ -384,7 +385,7 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
           issueCodes: {},
         },
       });
-      const poll = (outputs.ExportComplete.poll as { value: Json }).value;
+      const poll = (outputs.ExportComplete.export as { poll: Json }).poll;
       assert.deepEqual(poll, {
         status: "complete",
         transactionTime: poll.transactionTime,
@@ -529,7 +530,8 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
   it("deadline: fails with ExportDeadlineError, deletes the job, publishes MigrationFailed", async () => {
     source.faults.extraPolls = 10_000;
 
-    const { error, states, events } = await execute(input(), definition(1));
+    // Waits of 1 s, as asked: the second poll is past the 1 s deadline.
+    const { error, states, events } = await execute(input(), definition(1), 1000);
 
     assert.equal(error?.name, "ExportDeadlineError");
     assert.match(
@@ -541,6 +543,44 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
     assert.deepEqual(
       events.map((e) => [e.DetailType, e.Detail.error]),
       [["MigrationFailed", "ExportDeadlineError"]],
+    );
+  });
+
+  it("a source that always answers 202 with Retry-After: 1 is polled MAX_POLLS times, then the run fails naming the limit and the job is deleted", async function () {
+    this.timeout(120_000);
+    source.faults.extraPolls = 10 * MAX_POLLS;
+    const counts = new Set<number>();
+    afterInvoke = (step, payload) => {
+      if (step === "poll") counts.add((payload.job as Json).polls as number);
+    };
+
+    // The waits are skipped here, so the clock never reaches the 6-hour
+    // deadline: only the count in the job stops the polls.
+    const { error, states, events, outputs } = await execute(input(), definition(21_600));
+
+    assert.equal(error?.name, "PollLimitError");
+    assert.equal(
+      JSON.parse(String(error?.cause)).errorMessage,
+      `The export did not complete in ${MAX_POLLS} polls, the most one run's execution history holds (deadline ${((outputs.PollExport.export as Json).job as Json).deadline})`,
+    );
+    assert.equal(states.filter((s) => s === "PollExport").length, MAX_POLLS);
+    assert.deepEqual(states.slice(-4), [
+      "PollExport",
+      "DeleteAfterFailure",
+      "PublishFailed",
+      "Failed",
+    ]);
+    assert.deepEqual([source.stats.statusPolls, source.stats.deletes], [MAX_POLLS, 1]);
+    // Each poll got the count of the ones before it.
+    assert.equal(counts.size, MAX_POLLS - 1);
+    // Retry-After: 1 is raised to the run's least wait (6 h over MAX_POLLS - 1 polls).
+    assert.equal(
+      ((outputs.ExportComplete.export as Json).poll as Json).waitSeconds,
+      minPollWaitSeconds(21_600),
+    );
+    assert.deepEqual(
+      events.map((e) => [e.DetailType, e.Detail.error]),
+      [["MigrationFailed", "PollLimitError"]],
     );
   });
 
