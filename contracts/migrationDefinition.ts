@@ -74,12 +74,20 @@ export const RETRYABLE_LAMBDA_ERRORS = [
 
 /**
  * Errors of the bulk functions worth retrying: what the source answered
- * 429/5xx (TransientSourceError, after the function's own short retries) and
- * Lambda's own faults. Every other named error (SourceHttpError,
- * ExportDeadlineError, LineCountMismatchError, ExportErrorFilesError,
- * ManifestError, TokenRequestError, SourceUnauthorizedError...) fails the run.
+ * 429/5xx (TransientSourceError, after the function's own short retries),
+ * S3 or KMS throttling, 5xx or timeouts on the run's task list
+ * (TransientAwsError, after the SDK's own attempts) and Lambda's own faults.
+ * Every other named error (SourceHttpError, ExportDeadlineError,
+ * PollLimitError, LineCountMismatchError, ExportErrorFilesError,
+ * ManifestError, TokenRequestError, SourceUnauthorizedError, TaskListError...)
+ * fails the run. One retrier: a step is tried at most 4 times whatever
+ * fails (the history budget, contracts/budgets.ts, counts on it).
  */
-export const RETRYABLE_BULK_ERRORS = ["TransientSourceError", ...RETRYABLE_LAMBDA_ERRORS];
+export const RETRYABLE_BULK_ERRORS = [
+  "TransientSourceError",
+  "TransientAwsError",
+  ...RETRYABLE_LAMBDA_ERRORS,
+];
 
 const bulkRetry = [
   {

@@ -8,6 +8,7 @@ import aslValidator = require("asl-validator");
 import { CreateKeyCommand, GetPublicKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import {
   CreateBucketCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -16,6 +17,7 @@ import {
 import { StateMachine } from "aws-local-stepfunctions";
 import { MAX_DOWNLOAD_BATCHES, MAX_POLLS, minPollWaitSeconds } from "../contracts/budgets";
 import { type BulkDefinitionArgs, migrationDefinition } from "../contracts/migrationDefinition";
+import { TransientAwsError } from "../handlers/lib/aws";
 import { jwks, publicJwk } from "../handlers/lib/smartBackend";
 import { type BulkSource, generateNdjson, startBulkSource } from "../local/bulkSource";
 import { loadHandler } from "./support/handlers";
@@ -121,6 +123,7 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
   beforeEach(() => startSource());
   afterEach(() => {
     afterInvoke = () => undefined;
+    invocations = { initiate: 0, poll: 0, download: 0, check: 0, delete: 0 };
     return source.stop();
   });
 
@@ -129,14 +132,23 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
    * the answer: throwing here stands in for a Lambda fault (the function ran,
    * its answer was lost).
    */
-  let afterInvoke: (step: Step, payload: Json) => void = () => undefined;
+  let afterInvoke: (step: Step, payload: Json) => void | Promise<void> = () => undefined;
+  /** Each step's invocations, retries included. */
+  let invocations: Record<Step, number> = {
+    initiate: 0,
+    poll: 0,
+    download: 0,
+    check: 0,
+    delete: 0,
+  };
 
   /** The Lambda integration (lambda:invoke) as AWS answers it: Payload, or the error type as the error. */
   const invoke = (step: Step) => async (params: { FunctionName: string; Payload: unknown }) => {
     assert.equal(params.FunctionName, arn(step));
+    invocations[step]++;
     try {
       const Payload = await handlers[step](params.Payload);
-      afterInvoke(step, params.Payload as Json);
+      await afterInvoke(step, params.Payload as Json);
       return { StatusCode: 200, Payload };
     } catch (e) {
       const err = e as Error;
@@ -429,6 +441,50 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("retries a batch that found S3 or KMS throttled (TransientAwsError) and the run succeeds", async () => {
+    // moto cannot throttle: the batch's first answer is replaced by what the
+    // function throws when S3 or KMS stays throttled past the SDK's attempts.
+    let failures = 0;
+    afterInvoke = (step, payload) => {
+      if (step === "download" && payload.cursor === 0 && failures++ === 0) {
+        throw new TransientAwsError("Could not read tasks.json (SlowDown, HTTP 503)");
+      }
+    };
+
+    const { error, states } = await execute(input());
+
+    assert.equal(error, undefined);
+    assert.deepEqual(states.slice(0, -6), through(1));
+    assert.deepEqual([failures, invocations.download], [2, 2]);
+  });
+
+  it("fails at once, naming the key, when the batch finds no task list (NoSuchKey is not retried)", async () => {
+    const run = input();
+    const key = `landing/acme/bulk/${run.runId}/tasks.json`;
+    afterInvoke = async (step) => {
+      if (step === "poll") await s3.send(new DeleteObjectCommand({ Bucket: LAKE, Key: key }));
+    };
+
+    const { error, states } = await execute(run);
+
+    assert.equal(error?.name, "TaskListError");
+    assert.equal(
+      JSON.parse(String(error?.cause)).errorMessage,
+      `Could not read ${key} (NoSuchKey, HTTP 404): the poll writes it once the export is complete`,
+    );
+    assert.deepEqual(states.slice(-5), [
+      "StartDownloads",
+      "DownloadBatch",
+      "DeleteAfterFailure",
+      "PublishFailed",
+      "Failed",
+    ]);
+    assert.deepEqual(
+      [invocations.download, source.stats.downloads, source.stats.deletes],
+      [1, 0, 1],
+    );
   });
 
   it("fails the run when an error file comes in the second batch, naming it and its issue codes", async () => {
