@@ -36,13 +36,34 @@ export const bulkDownloadMemoryMb = (batchFiles: number) => Math.max(512, 192 + 
  * TaskStarted, TaskSucceeded, TaskStateExited: 5 events) and a Choice
  * (entered, exited: 2), 7 events; each of its up to 3 retries adds
  * TaskFailed, TaskScheduled and TaskStarted, so at worst 7 + 3 x 3 = 16.
- * 5,000 events are left to the rest of the run: about 100 outside the
- * export's poll loop, the rest for ~540 polls (PollExport 5, ExportComplete
- * 2, WaitForExport 2: 9 events each). (25,000 - 5,000) / 16 = 1,250.
- * Nothing holds the polls to ~540 yet: a source answering Retry-After: 10
- * for the whole default 6-hour deadline would take 2,160 (19,440 events).
+ * RESERVED_EVENTS are left to the rest of the run (the export's poll loop,
+ * MAX_POLLS): (25,000 - 5,000) / 16 = 1,250.
  */
 export const MAX_DOWNLOAD_BATCHES = 1250;
+
+/** History events a run keeps for everything but its download batches. */
+export const RESERVED_EVENTS = 25_000 - 16 * MAX_DOWNLOAD_BATCHES;
+
+/**
+ * Status requests (PollExport iterations) one run may make: what the
+ * RESERVED_EVENTS hold besides the ~100 events outside the two loops
+ * (validation, kick-off, check, delete, ingest and the events, each Task with
+ * its retries). A poll is a lambda:invoke Task (5), ExportComplete (2) and
+ * WaitForExport (2): 9 events, 18 with its 3 retries.
+ * (5,000 - 100) / 18 = 272.
+ *
+ * The poll function holds a run to it two ways (handlers/lib/bulkExport.ts
+ * pollExport): it waits at least deadlineSeconds / (MAX_POLLS - 1) between
+ * polls, so the deadline comes before the limit however often the source
+ * asks to be polled (Retry-After: 0, or none); and it counts the polls in the
+ * job it hands back, failing the run with PollLimitError rather than asking
+ * for poll MAX_POLLS + 1, whatever the clocks say.
+ */
+export const MAX_POLLS = Math.floor((RESERVED_EVENTS - 100) / 18);
+
+/** The least wait (s) between two polls of a run whose deadline is `deadlineSeconds` away from kick-off. */
+export const minPollWaitSeconds = (deadlineSeconds: number) =>
+  Math.ceil(deadlineSeconds / (MAX_POLLS - 1));
 
 /**
  * Files one run downloads: MAX_DOWNLOAD_BATCHES batches of `batchFiles`

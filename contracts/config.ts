@@ -189,7 +189,11 @@ const bulkSchema = z
     signingKeySpec: z
       .enum(["ECC_NIST_P384", "RSA_3072"], { error: "must be ECC_NIST_P384 or RSA_3072" })
       .default("ECC_NIST_P384"),
-    /** From kick-off to a complete manifest (s). @default 21600 */
+    /**
+     * From kick-off to a complete manifest (s). The polls of a run are at
+     * least deadlineSeconds / (MAX_POLLS - 1) apart (contracts/budgets.ts):
+     * 80 s at the default, 2,232 s at the 7-day most. @default 21600
+     */
     deadlineSeconds: intIn(60, 7 * 86400).default(21600),
     /**
      * Files downloaded at once: one download batch (one invocation) takes

@@ -74,12 +74,20 @@ export const RETRYABLE_LAMBDA_ERRORS = [
 
 /**
  * Errors of the bulk functions worth retrying: what the source answered
- * 429/5xx (TransientSourceError, after the function's own short retries) and
- * Lambda's own faults. Every other named error (SourceHttpError,
- * ExportDeadlineError, LineCountMismatchError, ExportErrorFilesError,
- * ManifestError, TokenRequestError, SourceUnauthorizedError...) fails the run.
+ * 429/5xx (TransientSourceError, after the function's own short retries),
+ * S3 or KMS throttling, 5xx or timeouts on the run's task list
+ * (TransientAwsError, after the SDK's own attempts) and Lambda's own faults.
+ * Every other named error (SourceHttpError, ExportDeadlineError,
+ * PollLimitError, LineCountMismatchError, ExportErrorFilesError,
+ * ManifestError, TokenRequestError, SourceUnauthorizedError, TaskListError...)
+ * fails the run. One retrier: a step is tried at most 4 times whatever
+ * fails (the history budget, contracts/budgets.ts, counts on it).
  */
-export const RETRYABLE_BULK_ERRORS = ["TransientSourceError", ...RETRYABLE_LAMBDA_ERRORS];
+export const RETRYABLE_BULK_ERRORS = [
+  "TransientSourceError",
+  "TransientAwsError",
+  ...RETRYABLE_LAMBDA_ERRORS,
+];
 
 const bulkRetry = [
   {
@@ -333,7 +341,8 @@ const lambdaTask = (arn: string, payload: unknown, timeoutSeconds: number) => ({
 
 /**
  * The bulk branch: kick-off, poll (waiting what the source asks, within the
- * deadline the poll function enforces; once complete, it writes the task
+ * deadline the poll function enforces, and never more than MAX_POLLS polls,
+ * counted in the job it hands back; once complete, it writes the task
  * list to `<prefix>/tasks.json` in S3 and answers only its length), download
  * in batches (each invocation streams `downloadConcurrency` files of the
  * list into the run's landing prefix at once, counts their lines and folds
@@ -388,19 +397,20 @@ function bulkStates(b: BulkDefinitionArgs) {
         },
         step,
       ),
-      ResultSelector: { "value.$": "$.Payload" },
-      ResultPath: "$.poll",
+      // The job comes back with this poll counted: the next poll's input.
+      ResultSelector: { "job.$": "$.Payload.job", "poll.$": "$.Payload.poll" },
+      ResultPath: "$.export",
       Catch: [{ ...fail, Next: "DeleteAfterFailure" }],
       Next: "ExportComplete",
     },
     ExportComplete: {
       Type: "Choice",
       Choices: [
-        { Variable: "$.poll.value.status", StringEquals: "complete", Next: "StartDownloads" },
+        { Variable: "$.export.poll.status", StringEquals: "complete", Next: "StartDownloads" },
       ],
       Default: "WaitForExport",
     },
-    WaitForExport: { Type: "Wait", SecondsPath: "$.poll.value.waitSeconds", Next: "PollExport" },
+    WaitForExport: { Type: "Wait", SecondsPath: "$.export.poll.waitSeconds", Next: "PollExport" },
     StartDownloads: {
       Type: "Pass",
       Result: {

@@ -168,6 +168,16 @@ export interface PollEvent {
   /** Files per download batch; bounds the files one run takes (maxExportFiles). */
   batchFiles: number;
 }
+/**
+ * What the poll answers: the job with this poll counted (the next poll's
+ * input) and, apart, what the state machine branches on.
+ */
+export interface PollAnswer {
+  job: ExportJob;
+  poll:
+    | { status: "in-progress"; waitSeconds: number; progress?: string }
+    | { status: "complete"; transactionTime: string; files: number };
+}
 /** One batch: the tasks `cursor` .. `cursor + batchFiles - 1` of `<prefix>/tasks.json`. */
 export interface DownloadEvent {
   server: string;
@@ -207,7 +217,10 @@ async function run(event: unknown): Promise<unknown> {
       const batchFiles = batchFilesOf(i.batchFiles);
       const ctx = context(i.job?.server);
       const r = await pollExport(i.job, ctx);
-      if (r.status !== "complete") return r;
+      if (r.status !== "complete") {
+        const { job, ...poll } = r;
+        return { job, poll } satisfies PollAnswer;
+      }
       // Every page of a paged manifest (Bulk Data 3.0 `link` next): a page
       // left unread would be data silently lost.
       const tasks = planDownloads(r.manifest, prefix);
@@ -237,7 +250,10 @@ async function run(event: unknown): Promise<unknown> {
       const transactionTime = r.manifest.transactionTime;
       await writeTaskList(store as TaskListStore, prefix, { transactionTime, tasks });
       logger.info("export complete", { source: r.job.server, files: tasks.length });
-      return { status: r.status, transactionTime, files: tasks.length };
+      return {
+        job: r.job,
+        poll: { status: r.status, transactionTime, files: tasks.length },
+      } satisfies PollAnswer;
     }
     case "download": {
       const i = e as unknown as DownloadEvent;

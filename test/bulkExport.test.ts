@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as fc from "fast-check";
+import { MAX_POLLS, minPollWaitSeconds } from "../contracts/budgets";
 import {
   checkSummary,
   type DownloadResult,
@@ -20,8 +21,10 @@ import {
   kickoffUrl,
   LineCountMismatchError,
   MAX_ISSUE_CODES,
+  PollLimitError,
   planDownloads,
   pollExport,
+  pollWaitSeconds,
   SourceProtocolError,
   type SourceServer,
   type StepContext,
@@ -69,7 +72,7 @@ async function runExport(
   out: string,
   opts: { since?: string; deadlineSeconds?: number } = {},
 ) {
-  const job = await initiateExport(
+  let job = await initiateExport(
     { since: opts.since, deadlineSeconds: opts.deadlineSeconds ?? 60 },
     ctx,
   );
@@ -77,6 +80,7 @@ async function runExport(
   let manifest: ExportManifest | undefined;
   while (!manifest) {
     const r = await pollExport(job, ctx);
+    job = r.job;
     if (r.status === "complete") manifest = r.manifest;
     else progress.push(`${r.waitSeconds}s ${r.progress ?? ""}`);
   }
@@ -791,6 +795,7 @@ describe("downloadFile (a stubbed source)", () => {
       kickoffUrl: "https://ehr.example.org/fhir/$export",
       kickedOffAt: "2026-01-01T00:00:00Z",
       deadline: "2999-01-01T00:00:00Z",
+      polls: 0,
     };
     const fetch = async () => new Response("", { status: 202 });
 
@@ -833,6 +838,126 @@ describe("downloadFile (a stubbed source)", () => {
       SourceProtocolError,
     );
     assert.equal(auth.length, 1);
+  });
+});
+
+describe("polling within the execution history's reserve (MAX_POLLS)", () => {
+  const server: SourceServer = {
+    name: "stub",
+    fhirBaseUrl: "https://ehr.example.org/fhir",
+    tokenUrl: "https://ehr.example.org/token",
+    clientId: "c",
+    scopes: ["system/*.read"],
+  };
+  const tokens = { token: async () => "tok", invalidate: () => undefined };
+  const KICKOFF = Date.parse("2026-01-01T00:00:00Z");
+  const jobOf = (deadlineSeconds: number, polls = 0) => ({
+    server: "stub",
+    statusUrl: "https://ehr.example.org/fhir/status/1",
+    kickoffUrl: "https://ehr.example.org/fhir/$export",
+    kickedOffAt: new Date(KICKOFF).toISOString(),
+    deadline: new Date(KICKOFF + deadlineSeconds * 1000).toISOString(),
+    polls,
+  });
+  /** A source that answers every status request 202 with the next of `retryAfter` (null: no header). */
+  const stillRunning = (retryAfter: (string | null)[]) => {
+    let calls = 0;
+    const fetch = async () => {
+      const value = retryAfter[calls++ % retryAfter.length];
+      return new Response(null, {
+        status: 202,
+        headers: value === null ? {} : { "Retry-After": value },
+      });
+    };
+    return { fetch, calls: () => calls };
+  };
+
+  it("waits at least deadline / (MAX_POLLS - 1), honours a longer Retry-After, and never waits past the deadline", () => {
+    const sixHours = 21_600;
+
+    const waits = [
+      pollWaitSeconds(0, sixHours, sixHours),
+      pollWaitSeconds(undefined, sixHours, sixHours),
+      pollWaitSeconds(120, sixHours, sixHours),
+      pollWaitSeconds(3600, sixHours, sixHours),
+      pollWaitSeconds(120, sixHours, 30),
+      pollWaitSeconds(0, 7 * 86_400, 7 * 86_400),
+      pollWaitSeconds(0, 60, 60),
+    ];
+
+    assert.equal(minPollWaitSeconds(sixHours), Math.ceil(sixHours / (MAX_POLLS - 1)));
+    assert.deepEqual(waits, [
+      minPollWaitSeconds(sixHours),
+      minPollWaitSeconds(sixHours),
+      120,
+      300,
+      30,
+      minPollWaitSeconds(7 * 86_400),
+      1,
+    ]);
+  });
+
+  it("reaches the deadline within MAX_POLLS polls whatever the source's Retry-After (property)", async () => {
+    const retryAfter = fc.oneof(
+      fc.constant(null),
+      fc.constant("0"),
+      fc.integer({ min: 0, max: 100_000 }).map(String),
+      fc.constant("not a number"),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 60, max: 7 * 86_400 }),
+        fc.array(retryAfter, { minLength: 1, maxLength: 20 }),
+        fc.array(fc.integer({ min: 0, max: 5_000 }), { minLength: 1, maxLength: 20 }),
+        async (deadlineSeconds, answers, latenciesMs) => {
+          const source = stillRunning(answers);
+          let now = KICKOFF;
+          const ctx = { server, tokens, http: { fetch: source.fetch, now: () => now } };
+          let job = jobOf(deadlineSeconds);
+          let polls = 0;
+
+          const err = await (async () => {
+            for (;;) {
+              now += latenciesMs[polls % latenciesMs.length];
+              polls++;
+              const r = await pollExport(job, ctx);
+              assert.equal(r.status, "in-progress");
+              if (r.status !== "in-progress") return undefined;
+              assert.ok(r.waitSeconds >= 1 && Number.isInteger(r.waitSeconds));
+              job = r.job;
+              now += r.waitSeconds * 1000;
+            }
+          })().catch((e: Error) => e);
+
+          assert.ok(polls <= MAX_POLLS, `${polls} polls`);
+          assert.ok(source.calls() <= MAX_POLLS - 1);
+          // The deadline comes before the limit: the limit is only a backstop.
+          assert.ok(err instanceof ExportDeadlineError, String(err));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("counts each poll in the job it hands back, and fails with PollLimitError rather than allow poll MAX_POLLS + 1", async () => {
+    const source = stillRunning(["0"]);
+    const ctx = { server, tokens, http: { fetch: source.fetch, now: () => KICKOFF } };
+
+    const first = await pollExport(jobOf(600), ctx);
+    const last = await pollExport(jobOf(600, MAX_POLLS - 1), ctx).catch((e: Error) => e);
+    const beyond = await pollExport(jobOf(600, MAX_POLLS), ctx).catch((e: Error) => e);
+    const bad = await pollExport({ ...jobOf(600), polls: -1 }, ctx).catch((e: Error) => e);
+
+    assert.equal(first.job.polls, 1);
+    assert.ok(last instanceof PollLimitError);
+    assert.equal(
+      last.message,
+      `The export did not complete in ${MAX_POLLS} polls, the most one run's execution history holds (deadline 2026-01-01T00:10:00.000Z)`,
+    );
+    assert.ok(beyond instanceof PollLimitError);
+    assert.match(String(bad), /poll count must be a whole number/);
+    // The poll at the limit asked the source; the ones beyond it did not.
+    assert.equal(source.calls(), 2);
   });
 });
 

@@ -8,14 +8,16 @@ import aslValidator = require("asl-validator");
 import { CreateKeyCommand, GetPublicKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import {
   CreateBucketCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
 import { StateMachine } from "aws-local-stepfunctions";
-import { MAX_DOWNLOAD_BATCHES } from "../contracts/budgets";
+import { MAX_DOWNLOAD_BATCHES, MAX_POLLS, minPollWaitSeconds } from "../contracts/budgets";
 import { type BulkDefinitionArgs, migrationDefinition } from "../contracts/migrationDefinition";
+import { TransientAwsError } from "../handlers/lib/aws";
 import { jwks, publicJwk } from "../handlers/lib/smartBackend";
 import { type BulkSource, generateNdjson, startBulkSource } from "../local/bulkSource";
 import { loadHandler } from "./support/handlers";
@@ -121,6 +123,7 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
   beforeEach(() => startSource());
   afterEach(() => {
     afterInvoke = () => undefined;
+    invocations = { initiate: 0, poll: 0, download: 0, check: 0, delete: 0 };
     return source.stop();
   });
 
@@ -129,14 +132,23 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
    * the answer: throwing here stands in for a Lambda fault (the function ran,
    * its answer was lost).
    */
-  let afterInvoke: (step: Step, payload: Json) => void = () => undefined;
+  let afterInvoke: (step: Step, payload: Json) => void | Promise<void> = () => undefined;
+  /** Each step's invocations, retries included. */
+  let invocations: Record<Step, number> = {
+    initiate: 0,
+    poll: 0,
+    download: 0,
+    check: 0,
+    delete: 0,
+  };
 
   /** The Lambda integration (lambda:invoke) as AWS answers it: Payload, or the error type as the error. */
   const invoke = (step: Step) => async (params: { FunctionName: string; Payload: unknown }) => {
     assert.equal(params.FunctionName, arn(step));
+    invocations[step]++;
     try {
       const Payload = await handlers[step](params.Payload);
-      afterInvoke(step, params.Payload as Json);
+      await afterInvoke(step, params.Payload as Json);
       return { StatusCode: 200, Payload };
     } catch (e) {
       const err = e as Error;
@@ -147,7 +159,8 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
     }
   };
 
-  async function execute(input: Json, def = definition()) {
+  /** Runs the definition; WaitForExport waits `waitMs` (0: not at all) whatever the poll asked. */
+  async function execute(input: Json, def = definition(), waitMs = 0) {
     const ingests: Json[] = [];
     const events: { DetailType: string; Detail: Record<string, string> }[] = [];
     const machine = new StateMachine(def as never);
@@ -178,7 +191,7 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
             return {};
           },
         } as never,
-        waitTimeOverrides: { WaitForExport: 0 },
+        waitTimeOverrides: { WaitForExport: waitMs },
         retryIntervalOverrides: Object.fromEntries(
           [
             "InitiateExport",
@@ -384,7 +397,7 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
           issueCodes: {},
         },
       });
-      const poll = (outputs.ExportComplete.poll as { value: Json }).value;
+      const poll = (outputs.ExportComplete.export as { poll: Json }).poll;
       assert.deepEqual(poll, {
         status: "complete",
         transactionTime: poll.transactionTime,
@@ -428,6 +441,50 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("retries a batch that found S3 or KMS throttled (TransientAwsError) and the run succeeds", async () => {
+    // moto cannot throttle: the batch's first answer is replaced by what the
+    // function throws when S3 or KMS stays throttled past the SDK's attempts.
+    let failures = 0;
+    afterInvoke = (step, payload) => {
+      if (step === "download" && payload.cursor === 0 && failures++ === 0) {
+        throw new TransientAwsError("Could not read tasks.json (SlowDown, HTTP 503)");
+      }
+    };
+
+    const { error, states } = await execute(input());
+
+    assert.equal(error, undefined);
+    assert.deepEqual(states.slice(0, -6), through(1));
+    assert.deepEqual([failures, invocations.download], [2, 2]);
+  });
+
+  it("fails at once, naming the key, when the batch finds no task list (NoSuchKey is not retried)", async () => {
+    const run = input();
+    const key = `landing/acme/bulk/${run.runId}/tasks.json`;
+    afterInvoke = async (step) => {
+      if (step === "poll") await s3.send(new DeleteObjectCommand({ Bucket: LAKE, Key: key }));
+    };
+
+    const { error, states } = await execute(run);
+
+    assert.equal(error?.name, "TaskListError");
+    assert.equal(
+      JSON.parse(String(error?.cause)).errorMessage,
+      `Could not read ${key} (NoSuchKey, HTTP 404): the poll writes it once the export is complete`,
+    );
+    assert.deepEqual(states.slice(-5), [
+      "StartDownloads",
+      "DownloadBatch",
+      "DeleteAfterFailure",
+      "PublishFailed",
+      "Failed",
+    ]);
+    assert.deepEqual(
+      [invocations.download, source.stats.downloads, source.stats.deletes],
+      [1, 0, 1],
+    );
   });
 
   it("fails the run when an error file comes in the second batch, naming it and its issue codes", async () => {
@@ -529,7 +586,8 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
   it("deadline: fails with ExportDeadlineError, deletes the job, publishes MigrationFailed", async () => {
     source.faults.extraPolls = 10_000;
 
-    const { error, states, events } = await execute(input(), definition(1));
+    // Waits of 1 s, as asked: the second poll is past the 1 s deadline.
+    const { error, states, events } = await execute(input(), definition(1), 1000);
 
     assert.equal(error?.name, "ExportDeadlineError");
     assert.match(
@@ -541,6 +599,44 @@ describe("bulk branch of the migration state machine (real handlers, moto, local
     assert.deepEqual(
       events.map((e) => [e.DetailType, e.Detail.error]),
       [["MigrationFailed", "ExportDeadlineError"]],
+    );
+  });
+
+  it("a source that always answers 202 with Retry-After: 1 is polled MAX_POLLS times, then the run fails naming the limit and the job is deleted", async function () {
+    this.timeout(120_000);
+    source.faults.extraPolls = 10 * MAX_POLLS;
+    const counts = new Set<number>();
+    afterInvoke = (step, payload) => {
+      if (step === "poll") counts.add((payload.job as Json).polls as number);
+    };
+
+    // The waits are skipped here, so the clock never reaches the 6-hour
+    // deadline: only the count in the job stops the polls.
+    const { error, states, events, outputs } = await execute(input(), definition(21_600));
+
+    assert.equal(error?.name, "PollLimitError");
+    assert.equal(
+      JSON.parse(String(error?.cause)).errorMessage,
+      `The export did not complete in ${MAX_POLLS} polls, the most one run's execution history holds (deadline ${((outputs.PollExport.export as Json).job as Json).deadline})`,
+    );
+    assert.equal(states.filter((s) => s === "PollExport").length, MAX_POLLS);
+    assert.deepEqual(states.slice(-4), [
+      "PollExport",
+      "DeleteAfterFailure",
+      "PublishFailed",
+      "Failed",
+    ]);
+    assert.deepEqual([source.stats.statusPolls, source.stats.deletes], [MAX_POLLS, 1]);
+    // Each poll got the count of the ones before it.
+    assert.equal(counts.size, MAX_POLLS - 1);
+    // Retry-After: 1 is raised to the run's least wait (6 h over MAX_POLLS - 1 polls).
+    assert.equal(
+      ((outputs.ExportComplete.export as Json).poll as Json).waitSeconds,
+      minPollWaitSeconds(21_600),
+    );
+    assert.deepEqual(
+      events.map((e) => [e.DetailType, e.Detail.error]),
+      [["MigrationFailed", "PollLimitError"]],
     );
   });
 

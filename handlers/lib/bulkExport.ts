@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { MAX_POLLS, minPollWaitSeconds } from "../../contracts/budgets";
 import { type ExportManifest, type ManifestFile, parseManifest } from "./bulkManifest";
 import type { SinkFactory } from "./objectSink";
 import type { TokenSource } from "./smartBackend";
@@ -62,6 +63,20 @@ export class ExportDeadlineError extends ExportError {
   }
 }
 
+/**
+ * The export was polled MAX_POLLS times without completing: the most one
+ * run's execution history holds (contracts/budgets.ts). Stops the run before
+ * a poll past that, whatever the clocks say.
+ */
+export class PollLimitError extends ExportError {
+  constructor(deadline: string) {
+    super(
+      `The export did not complete in ${MAX_POLLS} polls, the most one run's execution history holds (deadline ${deadline})`,
+    );
+    this.name = "PollLimitError";
+  }
+}
+
 /** The source answered something the Bulk Data spec does not allow. */
 export class SourceProtocolError extends ExportError {
   constructor(message: string) {
@@ -106,6 +121,8 @@ export interface ExportJob {
   kickedOffAt: string;
   /** No poll after this instant; the export fails with ExportDeadlineError. */
   deadline: string;
+  /** Status requests made so far; never more than MAX_POLLS (PollLimitError). */
+  polls: number;
 }
 
 export interface InitiateInput {
@@ -122,7 +139,11 @@ export type PollResult =
 export interface PollOptions {
   /** Wait when the source gives no Retry-After. @default 10 */
   defaultWaitSeconds?: number;
-  /** Floor and ceiling applied to the source's Retry-After. @default 1, 300 */
+  /**
+   * Floor and ceiling applied to the source's Retry-After. Both are raised to
+   * the run's least wait, minPollWaitSeconds(deadline - kick-off), so a run
+   * never polls more than MAX_POLLS times. @default 1, 300
+   */
   minWaitSeconds?: number;
   maxWaitSeconds?: number;
   /** A larger manifest is refused. @default 16 MiB */
@@ -263,6 +284,7 @@ export async function initiateExport(input: InitiateInput, ctx: StepContext): Pr
     kickoffUrl: url,
     kickedOffAt: new Date(at).toISOString(),
     deadline: new Date(at + input.deadlineSeconds * 1000).toISOString(),
+    polls: 0,
   };
 }
 
@@ -270,9 +292,31 @@ export async function initiateExport(input: InitiateInput, ctx: StepContext): Pr
 const progressText = (v: string | null) => (v && /^[\x20-\x7e]{1,100}$/.test(v) ? v : undefined);
 
 /**
+ * The wait (s) before the next poll: what the source asked (`asked`, its
+ * Retry-After; `defaultWaitSeconds` without one) within the options' floor
+ * and ceiling, both raised to minPollWaitSeconds(runSeconds), and never past
+ * the `leftSeconds` before the deadline. Polls at least that far apart, from
+ * kick-off, reach the deadline by poll MAX_POLLS: (MAX_POLLS - 1) waits of
+ * at least runSeconds / (MAX_POLLS - 1) each.
+ */
+export function pollWaitSeconds(
+  asked: number | undefined,
+  runSeconds: number,
+  leftSeconds: number,
+  options: PollOptions = {},
+): number {
+  const { defaultWaitSeconds = 10, minWaitSeconds = 1, maxWaitSeconds = 300 } = options;
+  const floor = Math.max(minWaitSeconds, minPollWaitSeconds(runSeconds));
+  const ceiling = Math.max(maxWaitSeconds, floor);
+  return Math.min(Math.max(asked ?? defaultWaitSeconds, floor), ceiling, leftSeconds);
+}
+
+/**
  * One status request. In progress: how long to wait before the next one
- * (the source's Retry-After within bounds, never past the deadline).
- * Complete: the checked manifest. Past the deadline: ExportDeadlineError.
+ * (pollWaitSeconds). Complete: the checked manifest. Both hand back the job
+ * with this poll counted. Past the deadline: ExportDeadlineError; in
+ * progress at poll MAX_POLLS: PollLimitError (no poll after it would fit in
+ * the run's history).
  */
 export async function pollExport(
   job: ExportJob,
@@ -281,7 +325,14 @@ export async function pollExport(
 ): Promise<PollResult> {
   const now = ctx.http?.now ?? Date.now;
   checkJob(job, ctx.server);
+  if (!Number.isInteger(job.polls) || job.polls < 0) {
+    throw new ExportError("The export job's poll count must be a whole number");
+  }
+  if (job.polls >= MAX_POLLS) throw new PollLimitError(job.deadline);
   const deadline = Date.parse(job.deadline);
+  const runSeconds = (deadline - Date.parse(job.kickedOffAt)) / 1000;
+  if (!(runSeconds > 0))
+    throw new ExportError("The export job's deadline must follow its kick-off");
   if (now() >= deadline) throw new ExportDeadlineError(job.deadline);
   const { response } = await withToken(ctx, {
     operation: "Export status",
@@ -291,17 +342,18 @@ export async function pollExport(
     ok: (s) => s === 200 || s === 202,
     deadline,
   });
+  const polled = { ...job, polls: job.polls + 1 };
   if (response.status === 202) {
     await response.body?.cancel();
-    const { defaultWaitSeconds = 10, minWaitSeconds = 1, maxWaitSeconds = 300 } = options;
-    const asked = parseRetryAfter(response.headers.get("retry-after"), now()) ?? defaultWaitSeconds;
+    if (polled.polls >= MAX_POLLS) throw new PollLimitError(job.deadline);
+    const asked = parseRetryAfter(response.headers.get("retry-after"), now());
     const left = Math.ceil((deadline - now()) / 1000);
     if (left <= 0) throw new ExportDeadlineError(job.deadline);
-    const waitSeconds = Math.min(Math.max(asked, minWaitSeconds), maxWaitSeconds, left);
+    const waitSeconds = pollWaitSeconds(asked, runSeconds, left, options);
     const progress = progressText(response.headers.get("x-progress"));
-    return { status: "in-progress", job, waitSeconds, ...(progress ? { progress } : {}) };
+    return { status: "in-progress", job: polled, waitSeconds, ...(progress ? { progress } : {}) };
   }
-  return { status: "complete", job, manifest: await manifestFrom(response, ctx, options) };
+  return { status: "complete", job: polled, manifest: await manifestFrom(response, ctx, options) };
 }
 
 async function readLimited(response: Response, limit: number): Promise<string> {
