@@ -21,6 +21,10 @@ def spark_session(app: str) -> SparkSession:
         SparkSession.builder.appName(app)
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.sql.session.timeZone", "UTC")
+        # The jobs cache what they read once and scan it a few times: dictionary and
+        # run-length compression of the cache cost more CPU (hashing every string
+        # value) than they save.
+        .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
     )
     if not os.environ.get("GLUE_VERSION") and not os.environ.get("SPARK_MASTER_URL"):
         # Local Spark: its Python workers import hoth_glue from here (on Glue,
