@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from .runtime import read_once
+
 COLUMNS = [
     "member_id",
     "first_name",
@@ -251,7 +253,7 @@ class Converted:
     resources: DataFrame  # resource_type, json
     quarantine: DataFrame  # reason, record (the row as JSON)
     rows: DataFrame  # every row of the extract with its reason (null when it maps)
-    cached: list[DataFrame]  # what convert(cache=True) persisted: the caller unpersists it
+    cached: list[DataFrame]  # what convert(cache=True) keeps: the caller releases it
 
 
 def convert(members: DataFrame, org: str, cache: bool = False) -> Converted:
@@ -263,7 +265,7 @@ def convert(members: DataFrame, org: str, cache: bool = False) -> Converted:
     duplicated = None
     cached = []
     if cache:
-        lined = lined.persist()
+        lined = read_once(lined)
         duplicated = duplicated_members(lined).persist()
         cached = [lined, duplicated]
     rows = with_reasons(lined, duplicated)
@@ -278,7 +280,7 @@ def convert(members: DataFrame, org: str, cache: bool = False) -> Converted:
         F.when(~valid, F.to_json(F.struct(*COLUMNS))).alias("record"),
     )
     if cache:
-        out = out.persist()
+        out = read_once(out)
         cached.append(out)
     resources = out.where(valid)
     return Converted(

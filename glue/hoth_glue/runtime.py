@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 
 class JobError(RuntimeError):
@@ -21,10 +21,6 @@ def spark_session(app: str) -> SparkSession:
         SparkSession.builder.appName(app)
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.sql.session.timeZone", "UTC")
-        # The jobs cache what they read once and scan it a few times: dictionary and
-        # run-length compression of the cache cost more CPU (hashing every string
-        # value) than they save.
-        .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
     )
     if not os.environ.get("GLUE_VERSION") and not os.environ.get("SPARK_MASTER_URL"):
         # Local Spark: its Python workers import hoth_glue from here (on Glue,
@@ -43,6 +39,23 @@ def spark_session(app: str) -> SparkSession:
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         )
     return builder.getOrCreate()
+
+
+def read_once(df: DataFrame) -> DataFrame:
+    """`df`, computed by the first action that reads it and kept for the rest of the
+    run: a local checkpoint (its rows in the block manager, memory then disk). Not
+    `persist()`: building the columnar cache hashed every string for its compression
+    statistics, which cost the jobs more than computing the rows (bench/glue).
+    Free it with `release`."""
+    return df.localCheckpoint(eager=False)
+
+
+def release(df: DataFrame) -> None:
+    """Frees what `read_once` or `persist` kept of `df` (a no-op for anything else)."""
+    df.unpersist()
+    plan = df._jdf.queryExecution().logical()
+    if plan.nodeName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
 
 
 def tokenization_key(secret_id: str) -> bytes:

@@ -6,15 +6,24 @@ Arguments: --run_id --org --ingest_date --input_path --curated_path
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from py4j.java_gateway import java_import
 from pyspark.sql import functions as F
 
 from hoth_glue.args import resolve
 from hoth_glue.ingest import CORE, DUPLICATE_SUPERSEDED, classify, deduplicate, ingest
-from hoth_glue.runtime import join, spark_session, tokenization_key, write_json
+from hoth_glue.runtime import (
+    join,
+    read_once,
+    release,
+    spark_session,
+    tokenization_key,
+    write_json,
+)
 
 REQUIRED = [
     "run_id",
@@ -28,9 +37,18 @@ REQUIRED = [
 ]
 
 
+@functools.cache
+def jvm_class(spark, name: str):
+    """A JVM class, looked up once: py4j resolves `spark._jvm.a.b.C` one package at a
+    time, each a failed class lookup across every jar (about a second per job run)."""
+    java_import(spark._jvm, name)
+    return getattr(spark._jvm, name.rpartition(".")[2])
+
+
 def partition_path(spark, curated_path: str, table: str, args: dict[str, str]) -> str:
     """`<curated>/<table>/org=/ingest_date=/run_id=`, values escaped as Spark escapes them."""
-    escape = spark._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils.escapePathName
+    utils = "org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils"
+    escape = jvm_class(spark, utils).escapePathName
     return join(
         curated_path,
         table,
@@ -39,7 +57,7 @@ def partition_path(spark, curated_path: str, table: str, args: dict[str, str]) -
 
 
 def delete_path(spark, uri: str) -> None:
-    path = spark._jvm.org.apache.hadoop.fs.Path(uri)
+    path = jvm_class(spark, "org.apache.hadoop.fs.Path")(uri)
     fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
     if fs.exists(path):
         fs.delete(path, True)
@@ -57,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
         .select("value", F.input_file_name().alias("source_file"))
     )
     # The input is read once, into this cache; everything else reads the cache.
-    classified = classify(lines, key).persist()
+    classified = read_once(classify(lines, key))
     cached = [classified]
     try:
         # One job: lines per (reason, type), and copies per resource for duplicates.
@@ -90,10 +108,10 @@ def main(argv: list[str] | None = None) -> dict:
                 quarantined[row["reason"]] = quarantined.get(row["reason"], 0) + row["lines"]
         if quarantined.get(DUPLICATE_SUPERSEDED):
             # Filled here, before the concurrent writes read it; the first cache goes.
-            classified = deduplicate(classified).persist()
+            classified = read_once(deduplicate(classified))
             cached.append(classified)
             classified.count()
-            cached.pop(0).unpersist()
+            release(cached.pop(0))
         result = ingest(lines, key, classified)
         rows_per_table = {table: written.get(rt, 0) for rt, table in CORE.items()}
         rows_per_table["resource"] = sum(n for rt, n in written.items() if rt not in CORE)
@@ -122,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
                 write.result()
     finally:
         for df in cached:
-            df.unpersist()
+            release(df)
     report = {
         "job": "ingest_fhir",
         "runId": args["run_id"],

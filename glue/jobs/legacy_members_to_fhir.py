@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from hoth_glue.args import resolve
 from hoth_glue.legacy import COLUMNS, convert
-from hoth_glue.runtime import join, spark_session, write_json
+from hoth_glue.runtime import join, release, spark_session, write_json
 
 REQUIRED = [
     "run_id",
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
                 write.result()
     finally:
         for df in converted.cached:
-            df.unpersist()
+            release(df)
     valid = counts.pop(None, 0)
     quarantined = counts
     written = {"Coverage": valid, "Patient": valid} if valid else {}
