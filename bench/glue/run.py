@@ -1,7 +1,8 @@
 """bench/glue: the Glue jobs on local[2] against a single-process pyarrow floor.
 
 In one process and one run, after a warm-up of every measured thing at a
-tenth of the size, each figure the median of 3:
+tenth of the size, each figure the median of 3 (a job and its
+baseline interleaved):
 
 - ingest_fhir through its main() at N and 4N resources (Bulk Data NDJSON from
   hoth_glue.generate), the floor on the same files (pyarrow reads each NDJSON
@@ -37,13 +38,16 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "glue"), str(ROOT / "glue" / "jobs"), str(Path(__file__).parent)]
 
 
-def median_of_3(run: Callable[[int], None]) -> float:
-    times = []
+def medians_of_3(*runs: Callable[[int], None]) -> list[float]:
+    """Each run's median of 3, the runs interleaved (a, b, a, b, a, b): a machine
+    whose speed drifts (shared cores) then slows every run alike."""
+    times: list[list[float]] = [[] for _ in runs]
     for i in range(3):
-        t = time.monotonic()
-        run(i)
-        times.append(time.monotonic() - t)
-    return statistics.median(times)
+        for run, own in zip(runs, times, strict=True):
+            t = time.monotonic()
+            run(i)
+            own.append(time.monotonic() - t)
+    return [statistics.median(own) for own in times]
 
 
 def pyarrow_fhir_floor(src: Path, out: Path) -> None:
@@ -132,11 +136,11 @@ def main() -> None:
 
                 return job
 
-            seconds = median_of_3(run_with(ingest_fhir))
-            previous = median_of_3(run_with(ingest_before)) if before else None
-            floor = median_of_3(lambda i: pyarrow_fhir_floor(work / "in", work / f"floor{i}"))
+            jobs = [run_with(ingest_fhir)] + ([run_with(ingest_before)] if before else [])
+            seconds, *previous = medians_of_3(*jobs)
+            (floor,) = medians_of_3(lambda i: pyarrow_fhir_floor(work / "in", work / f"floor{i}"))
             shutil.rmtree(work)
-            return seconds, floor, previous
+            return seconds, floor, previous[0] if previous else None
 
         def legacy_runs(size: int) -> tuple[float, float, float]:
             work = base / f"legacy-{size}"
@@ -157,9 +161,8 @@ def main() -> None:
 
                 return job
 
-            now = median_of_3(run_with(legacy_members_to_fhir))
-            before = median_of_3(run_with(legacy_before))
-            floor = median_of_3(
+            now, before = medians_of_3(run_with(legacy_members_to_fhir), run_with(legacy_before))
+            (floor,) = medians_of_3(
                 lambda i: pyarrow_csv_floor(work / "members.csv", work / f"floor{i}")
             )
             return now, before, floor

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
         .where(F.trim("value") != "")
         .select("value", F.input_file_name().alias("source_file"))
     )
-    # The input is read once, into this cache; everything else reads the cache.
+    # The input is read once, into this checkpoint; everything else reads it.
     classified = read_once(classify(lines, key))
     cached = [classified]
     try:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
             else:
                 quarantined[row["reason"]] = quarantined.get(row["reason"], 0) + row["lines"]
         if quarantined.get(DUPLICATE_SUPERSEDED):
-            # Filled here, before the concurrent writes read it; the first cache goes.
+            # Filled here, before the concurrent writes read it; the first checkpoint goes.
             classified = read_once(deduplicate(classified))
             cached.append(classified)
             classified.count()

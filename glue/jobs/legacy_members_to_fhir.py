@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
         .schema(schema)
         .csv(args["input_path"])
     )
-    # The extract is read once, into this cache; the outputs and counts read the cache.
+    # The extract is read and converted once, into a checkpoint; the counts and writes scan it.
     converted = convert(members, args["org"], cache=True)
     try:
         counts = {
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
             path = join(args["quarantine_path"], "legacy")
             converted.quarantine.write.mode("overwrite").json(path)
 
-        # Independent writes from the cache: concurrent Spark jobs.
+        # Independent writes from the checkpoint: concurrent Spark jobs.
         with ThreadPoolExecutor(max_workers=3) as pool:
             writes = [pool.submit(write_resources, t) for t in ("Patient", "Coverage")]
             writes.append(pool.submit(write_quarantine))
