@@ -634,16 +634,17 @@ describe("planDownloads", () => {
   });
 });
 
-describe("downloadFile (a stubbed source)", () => {
-  const server: SourceServer = {
-    name: "stub",
-    fhirBaseUrl: "https://ehr.example.org/fhir",
-    tokenUrl: "https://ehr.example.org/token",
-    clientId: "c",
-    scopes: ["system/*.read"],
-  };
-  const tokens = { token: async () => "tok", invalidate: () => undefined };
+/** A source for the stubbed tests, and a token client that always has a token. */
+const server: SourceServer = {
+  name: "stub",
+  fhirBaseUrl: "https://ehr.example.org/fhir",
+  tokenUrl: "https://ehr.example.org/token",
+  clientId: "c",
+  scopes: ["system/*.read"],
+};
+const tokens = { token: async () => "tok", invalidate: () => undefined };
 
+describe("downloadFile (a stubbed source)", () => {
   /** A sink that keeps what it gets, and whether it was committed or aborted. */
   function memorySink() {
     const state = { bytes: 0, committed: false, aborted: false };
@@ -842,14 +843,6 @@ describe("downloadFile (a stubbed source)", () => {
 });
 
 describe("polling within the execution history's reserve (MAX_POLLS)", () => {
-  const server: SourceServer = {
-    name: "stub",
-    fhirBaseUrl: "https://ehr.example.org/fhir",
-    tokenUrl: "https://ehr.example.org/token",
-    clientId: "c",
-    scopes: ["system/*.read"],
-  };
-  const tokens = { token: async () => "tok", invalidate: () => undefined };
   const KICKOFF = Date.parse("2026-01-01T00:00:00Z");
   const jobOf = (deadlineSeconds: number, polls = 0) => ({
     server: "stub",
