@@ -1,5 +1,6 @@
 import * as assert from "node:assert/strict";
 import * as fc from "fast-check";
+import { planDownloads } from "../handlers/lib/bulkExport";
 import { ManifestError, parseManifest } from "../handlers/lib/bulkManifest";
 import { fixture } from "./support/handlers";
 
@@ -55,6 +56,33 @@ describe("parseManifest", () => {
     assert.deepEqual(manifest.deleted, [
       { type: "Bundle", url: "https://example.com/output/del_file_1.ndjson" },
     ]);
+  });
+
+  it("accepts the manifests HAPI FHIR 8.8.0's JPA server answered for a system and a Group export", () => {
+    // Answered by HAPI FHIR 8.8.0 (hapi-fhir-jpaserver-base, H2) on this machine:
+    // no `count`, requiresAccessToken true without any auth, `+00:00` instants.
+    const hapi = { tokenOrigins: ["http://localhost:8080"] };
+    const system = parseManifest(fixture("bulk/hapi-8.8.0-manifest-system.json"), hapi);
+    const group = parseManifest(fixture("bulk/hapi-8.8.0-manifest-group.json"), hapi);
+
+    assert.equal(system.transactionTime, "2026-12-06T03:54:42.751+00:00");
+    assert.deepEqual(
+      system.output.map((o) => o.type),
+      ["Group", "Observation", "Patient"],
+    );
+    assert.deepEqual(system.error, []);
+    assert.deepEqual(
+      planDownloads(group, "landing/acme/bulk/m-1").map((t) => [t.kind, t.key, t.count]),
+      [
+        ["output", "landing/acme/bulk/m-1/output/Observation.000.ndjson", undefined],
+        ["output", "landing/acme/bulk/m-1/output/Patient.000.ndjson", undefined],
+      ],
+    );
+    // Its files are on the server's own origin: anywhere else, our token would not go.
+    assert.throws(
+      () => parseManifest(fixture("bulk/hapi-8.8.0-manifest-group.json"), RULES),
+      ManifestError,
+    );
   });
 
   it("returns every valid manifest's files unchanged, in order", () => {
