@@ -69,12 +69,14 @@ def _nonblank(c: str) -> Column:
     return F.when(_trim(c) != "", _trim(c))
 
 
+def _trimmed(c: str) -> Column:
+    return F.btrim(F.col(c), F.lit(WHITESPACE))
+
+
 def with_trimmed(members: DataFrame) -> DataFrame:
     """Adds `_t_<column>`, each value trimmed once: every rule and field below reads these
     (a trim with a 26-character set, done for each use, was most of the job's time)."""
-    return members.select(
-        "*", *[F.btrim(F.col(c), F.lit(WHITESPACE)).alias(f"_t_{c}") for c in COLUMNS]
-    )
+    return members.select("*", *[_trimmed(c).alias(f"_t_{c}") for c in COLUMNS])
 
 
 def _valid_date(c: str) -> Column:
@@ -98,9 +100,7 @@ def duplicated_members(members: DataFrame) -> DataFrame:
     """(member_id, _first) for the member ids that come more than once: only keys
     are shuffled, and the result (usually empty or small) joins back by broadcast."""
     return (
-        members.where(
-            F.col("member_id").isNotNull() & (F.btrim("member_id", F.lit(WHITESPACE)) != "")
-        )
+        members.where(_trimmed("member_id") != "")
         .groupBy("member_id")
         .agg(F.count(F.lit(1)).alias("_copies"), F.min("_line").alias("_first"))
         .where(F.col("_copies") > 1)
@@ -162,7 +162,7 @@ def _one(c: str) -> Column:
     return _present((_nonblank(c).isNotNull(), _nonblank(c)))
 
 
-def patient_json(org: str, patient_id: Column) -> Column:
+def patient_json(patient_id: Column) -> Column:
     gender = F.create_map(*[x for k, v in GENDER.items() for x in (F.lit(k), F.lit(v))])
 
     def contact(system: str, c: str) -> tuple[Column, Column]:
@@ -275,7 +275,7 @@ def convert(members: DataFrame, org: str, cache: bool = False) -> Converted:
     patient_id = F.col("_patient_id")
     out = with_id.select(
         "reason",
-        F.when(valid, patient_json(org, patient_id)).alias("patient"),
+        F.when(valid, patient_json(patient_id)).alias("patient"),
         F.when(valid, coverage_json(org, patient_id)).alias("coverage"),
         F.when(~valid, F.to_json(F.struct(*COLUMNS))).alias("record"),
     )
